@@ -1,0 +1,292 @@
+"""Causal double-threshold detector with hysteresis on an envelope.
+
+Per channel, a contraction
+
+* **starts** when the envelope rises above the *on* threshold
+  ``level + k_on * sigma`` and stays above the *off* threshold
+  ``level + k_off * sigma`` for at least ``min_active_s`` (shorter excursions
+  are noise and are dropped);
+* its **onset** is back-tracked to the last sample where the envelope was
+  still at or below the off threshold (where it left the resting band), at
+  most ``max_backtrack_s`` earlier;
+* **ends** when the envelope stays below the off threshold for
+  ``min_rest_s``; a re-activation above the on threshold within that time
+  is merged into the same contraction (gap merging). The offset is the
+  first sample below the off threshold.
+
+The detector is a :class:`~biofeedback.dsp.base.Stage`: it passes the
+envelope through and attaches each completed event to the chunk in which
+its end was confirmed. It walks the threshold *crossings* of each chunk,
+not its samples, so its cost is a few vectorised comparisons per chunk plus
+a Python step per crossing. Decisions depend only on sample indices, so the
+events do not depend on how the stream is chunked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from biofeedback.core.types import Chunk, Event, StreamInfo
+from biofeedback.detect.baseline import Baseline, baseline_from_rest
+from biofeedback.dsp.base import Stage
+from biofeedback.errors import ParameterError
+
+REST, CANDIDATE, ACTIVE, ENDING = "rest", "candidate", "active", "ending"
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """Parameters of :class:`ThresholdDetector`.
+
+    Attributes
+    ----------
+    k_on : float
+        On threshold in robust standard deviations above the resting level.
+    k_off : float
+        Off threshold in robust standard deviations (``< k_on``: hysteresis).
+    min_ratio_on : float
+        The on threshold is at least this multiple of the resting level.
+        A long RMS window averages so many samples that ``sigma`` becomes a
+        tiny fraction of the level; without this floor a harmless 20 %
+        wobble of the resting tone would count as a contraction.
+    min_ratio_off : float
+        Same floor for the off threshold.
+    min_active_s : float
+        Shortest contraction in seconds; shorter excursions are ignored.
+    min_rest_s : float
+        The envelope must stay below the off threshold this long for a
+        contraction to end; shorter dips are merged (gap merging).
+    max_backtrack_s : float
+        Onsets are moved back at most this far to where the envelope left
+        the resting band.
+    """
+
+    k_on: float = 6.0
+    k_off: float = 3.0
+    min_ratio_on: float = 2.0
+    min_ratio_off: float = 1.5
+    min_active_s: float = 0.1
+    min_rest_s: float = 0.3
+    max_backtrack_s: float = 0.3
+
+    def __post_init__(self):
+        for name in ("k_on", "k_off", "min_ratio_on", "min_ratio_off"):
+            if not getattr(self, name) >= 0:
+                raise ParameterError(name, "a non-negative number", getattr(self, name))
+        if self.k_off > self.k_on:
+            raise ParameterError("k_off", f"at most k_on = {self.k_on}", self.k_off)
+        if self.min_ratio_off > self.min_ratio_on:
+            raise ParameterError("min_ratio_off", f"at most min_ratio_on = {self.min_ratio_on}", self.min_ratio_off)
+        for name in ("min_active_s", "min_rest_s", "max_backtrack_s"):
+            if not getattr(self, name) >= 0:
+                raise ParameterError(name, "a non-negative duration in seconds", getattr(self, name))
+
+    def thresholds(self, baseline: Baseline) -> tuple[np.ndarray, np.ndarray]:
+        """On and off thresholds per channel, in the envelope's units."""
+        on = np.maximum(baseline.level + self.k_on * baseline.sigma, baseline.level * self.min_ratio_on)
+        off = np.maximum(baseline.level + self.k_off * baseline.sigma, baseline.level * self.min_ratio_off)
+        return on, off
+
+
+class _ChannelState:
+    __slots__ = ("mode", "start", "onset", "below_start", "last_quiet", "peak", "peak_index")
+
+    def __init__(self):
+        self.mode = REST
+        self.start = 0  # first sample above the on threshold (candidate)
+        self.onset = 0
+        self.below_start = 0
+        self.last_quiet = -1
+        self.peak = -np.inf
+        self.peak_index = 0
+
+
+class ThresholdDetector(Stage):
+    """Double-threshold onset/offset detector (see module docstring).
+
+    Parameters
+    ----------
+    baseline : Baseline, optional
+        Resting level and spread per channel. When None, the first
+        ``calibration_s`` seconds of the stream are taken as rest and the
+        baseline is computed from them (live use).
+    settings : DetectorSettings
+    calibration_s : float
+        Length of the rest period used when ``baseline`` is None.
+    kind : str
+        Kind given to detected events (default ``"contraction"``).
+    """
+
+    name = "detector"
+
+    def __init__(self, baseline: Baseline | None = None, settings: DetectorSettings | None = None,
+                 calibration_s: float = 5.0, kind: str = "contraction"):
+        super().__init__()
+        self.settings = settings or DetectorSettings()
+        self.initial_baseline = baseline
+        self.calibration_s = float(calibration_s)
+        self.kind = kind
+        self.baseline: Baseline | None = None
+        self.on_threshold = self.off_threshold = None
+        self._calib: list[np.ndarray] = []
+        self._calib_needed = 0
+        self._states: list[_ChannelState] = []
+
+    # -- setup ---------------------------------------------------------------
+    def _configure(self, info: StreamInfo) -> None:
+        fs = info.fs
+        s = self.settings
+        self._min_active = max(1, int(round(s.min_active_s * fs)))
+        self._min_rest = max(1, int(round(s.min_rest_s * fs)))
+        self._max_back = int(round(s.max_backtrack_s * fs))
+        self._states = [_ChannelState() for _ in range(info.n_channels)]
+        self._calib = []
+        if self.initial_baseline is not None:
+            self.set_baseline(self.initial_baseline)
+        else:
+            self.baseline = None
+            self._calib_needed = max(1, int(round(self.calibration_s * fs)))
+
+    def set_baseline(self, baseline: Baseline) -> None:
+        """Use a new baseline from now on (e.g. after a calibration)."""
+        if self._info is not None and baseline.n_channels != self._info.n_channels:
+            raise ParameterError("baseline", f"{self._info.n_channels} channels", baseline.n_channels)
+        self.baseline = baseline
+        self.on_threshold, self.off_threshold = self.settings.thresholds(baseline)
+
+    @property
+    def calibrating(self) -> bool:
+        """True while the detector still collects its resting baseline."""
+        return self.baseline is None
+
+    def is_active(self, channel: int) -> bool:
+        """True while a contraction is confirmed and not yet ended on ``channel``."""
+        return bool(self._states) and self._states[channel].mode in (ACTIVE, ENDING)
+
+    # -- processing ----------------------------------------------------------
+    def _process(self, chunk: Chunk) -> Chunk:
+        env = chunk.data
+        first = chunk.first_sample
+        if self.baseline is None:
+            take = min(env.shape[1], self._calib_needed)
+            self._calib.append(np.array(env[:, :take], dtype=float))
+            self._calib_needed -= take
+            if self._calib_needed > 0:
+                return chunk.replace(events=())
+            self.set_baseline(baseline_from_rest(np.concatenate(self._calib, axis=1),
+                                                 f"first {self.calibration_s:g} s of the stream"))
+            self._calib = []
+            env = env[:, take:]
+            first += take
+        events = []
+        for ch in range(env.shape[0]):
+            self._run_channel(ch, env[ch], first, events)
+        return chunk.replace(events=tuple(events))
+
+    def _run_channel(self, ch, x, first, events):
+        st = self._states[ch]
+        on = self.on_threshold[ch]
+        off = self.off_threshold[ch]
+        n = x.shape[0]
+        if n == 0:
+            return
+        above_on = x > on
+        above_off = x > off
+        pos = 0
+        while pos < n:
+            if st.mode == REST:
+                hits = np.flatnonzero(above_on[pos:])
+                end = n if hits.size == 0 else pos + hits[0]
+                quiet = np.flatnonzero(~above_off[pos:end])
+                if quiet.size:
+                    st.last_quiet = first + pos + quiet[-1]
+                if hits.size == 0:
+                    return
+                st.mode, st.start = CANDIDATE, first + end
+                st.peak, st.peak_index = -np.inf, st.start
+                pos = end
+            elif st.mode == CANDIDATE:
+                deadline = st.start + self._min_active - first  # local index
+                drops = np.flatnonzero(~above_off[pos:min(n, deadline)])
+                stop = pos + drops[0] if drops.size else min(n, deadline)
+                self._track_peak(st, x, pos, stop, first)
+                if drops.size:
+                    st.mode = REST
+                    pos = stop
+                elif deadline <= n:
+                    st.mode = ACTIVE
+                    back_limit = st.start - self._max_back
+                    st.onset = max(st.last_quiet + 1, back_limit, 0)
+                    pos = deadline
+                else:
+                    return
+            elif st.mode == ACTIVE:
+                drops = np.flatnonzero(~above_off[pos:])
+                stop = n if drops.size == 0 else pos + drops[0]
+                self._track_peak(st, x, pos, stop, first)
+                if drops.size == 0:
+                    return
+                st.mode, st.below_start = ENDING, first + stop
+                pos = stop
+            else:  # ENDING
+                deadline = st.below_start + self._min_rest - first
+                rises = np.flatnonzero(above_on[pos:min(n, deadline)])
+                if rises.size:
+                    st.mode = ACTIVE  # re-activation within min_rest: merge
+                    pos = pos + rises[0]
+                elif deadline <= n:
+                    events.append(self._make_event(ch, st.onset, st.below_start, st.peak))
+                    st.mode = REST
+                    st.last_quiet = first + deadline - 1
+                    pos = deadline
+                else:
+                    return
+
+    @staticmethod
+    def _track_peak(st, x, start, stop, first):
+        if stop > start:
+            i = int(np.argmax(x[start:stop]))
+            if x[start + i] > st.peak:
+                st.peak = float(x[start + i])
+                st.peak_index = first + start + i
+
+    def _make_event(self, ch, onset, offset, peak) -> Event:
+        fs = self._info.fs
+        return Event(self.kind, self._info.ch_names[ch], onset / fs, offset / fs, float(peak))
+
+    def flush(self, stop_sample: int | None = None) -> list[Event]:
+        """Close contractions still open at the end of the stream.
+
+        Parameters
+        ----------
+        stop_sample : int, optional
+            Index one past the last sample (default: end of the last chunk).
+
+        Returns
+        -------
+        list of Event
+            Contractions that were active or ending at the end; candidates
+            that had not lasted ``min_active_s`` are dropped.
+        """
+        if self._info is None or self.baseline is None:
+            return []
+        stop = self._next_sample if stop_sample is None else stop_sample
+        events = []
+        for ch, st in enumerate(self._states):
+            if st.mode == ACTIVE:
+                events.append(self._make_event(ch, st.onset, stop, st.peak))
+            elif st.mode == ENDING:
+                events.append(self._make_event(ch, st.onset, st.below_start, st.peak))
+            st.mode = REST
+        return events
+
+    def reset(self) -> None:
+        super().reset()
+        self.baseline = None
+        self._states = []
+        self._calib = []
+
+    def __repr__(self):
+        return f"ThresholdDetector({self.settings})"

@@ -1,0 +1,237 @@
+"""Linear filter stages: high-pass, band-pass, mains notch, rectification.
+
+All IIR filters are second-order sections (SOS) run with
+:func:`scipy.signal.sosfilt`, carrying the filter state ``zi`` from one
+chunk to the next, so a stream filtered chunk by chunk equals the same
+stream filtered in one call. The state is initialised to the steady state
+for the first sample's value (``sosfilt_zi * x[0]``): a sensor with a large
+DC offset (OpenBCI boards show tens of thousands of µV) then starts without
+the huge step transient that would otherwise look like a contraction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import signal
+
+from biofeedback.core.types import Chunk, StreamInfo
+from biofeedback.dsp.base import Stage
+from biofeedback.errors import ParameterError
+
+
+class SOSFilter(Stage):
+    """Causal IIR filter from second-order sections, with carried state.
+
+    Subclasses implement :meth:`design` returning the SOS array for a
+    sampling rate, or pass a fixed ``sos`` designed for a known rate.
+
+    Parameters
+    ----------
+    sos : ndarray, shape (n_sections, 6), optional
+        Fixed coefficients (then ``fs`` must be given too).
+    fs : float, optional
+        Sampling rate the fixed coefficients were designed for, in Hz.
+    """
+
+    name = "filter"
+
+    def __init__(self, sos=None, fs=None):
+        super().__init__()
+        self._fixed_sos = None if sos is None else np.asarray(sos, dtype=float)
+        self._fixed_fs = fs
+        self.sos: np.ndarray | None = None
+        self._zi: np.ndarray | None = None
+
+    def design(self, fs: float) -> np.ndarray:
+        """Return the SOS coefficients for sampling rate ``fs`` (Hz)."""
+        if self._fixed_sos is None:
+            raise NotImplementedError
+        if self._fixed_fs is not None and float(self._fixed_fs) != fs:
+            raise ParameterError("fs", f"{self._fixed_fs} Hz (the filter's design rate)", fs)
+        return self._fixed_sos
+
+    def _configure(self, info: StreamInfo) -> None:
+        self.sos = self.design(info.fs)
+        self._zi = None  # set from the first sample
+
+    def _process(self, chunk: Chunk) -> Chunk:
+        x = chunk.data
+        if x.shape[1] == 0:
+            return chunk.replace(data=np.asarray(x, dtype=float), events=())
+        if self._zi is None:
+            # Steady state for a constant input equal to the first sample.
+            base = signal.sosfilt_zi(self.sos)  # (n_sections, 2)
+            self._zi = base[:, None, :] * np.asarray(x[:, 0], dtype=float)[None, :, None]
+        y, self._zi = signal.sosfilt(self.sos, x, axis=-1, zi=self._zi)
+        return chunk.replace(data=y, events=())
+
+    def reset(self) -> None:
+        super().reset()
+        self._zi = None
+
+    def frequency_response(self, fs: float, freqs) -> np.ndarray:
+        """Complex response at ``freqs`` (Hz) for sampling rate ``fs`` (Hz)."""
+        _, h = signal.sosfreqz(self.design(fs), worN=np.asarray(freqs, dtype=float), fs=fs)
+        return h
+
+
+def _check_edge(name, value, fs):
+    nyquist = fs / 2.0
+    if not (0 < value < nyquist):
+        raise ParameterError(
+            name,
+            f"a frequency between 0 and the Nyquist frequency {nyquist:g} Hz (fs = {fs:g} Hz)",
+            value,
+        )
+
+
+class HighPass(SOSFilter):
+    """Butterworth high-pass (DC and drift removal).
+
+    Parameters
+    ----------
+    cutoff_hz : float
+        -3 dB cut-off in Hz.
+    order : int
+        Butterworth order (default 2).
+    """
+
+    name = "highpass"
+
+    def __init__(self, cutoff_hz: float, order: int = 2):
+        super().__init__()
+        self.cutoff_hz = float(cutoff_hz)
+        self.order = int(order)
+
+    def design(self, fs: float) -> np.ndarray:
+        _check_edge("high-pass cut-off (Hz)", self.cutoff_hz, fs)
+        return signal.butter(self.order, self.cutoff_hz, btype="highpass", output="sos", fs=fs)
+
+    def __repr__(self):
+        return f"HighPass({self.cutoff_hz:g} Hz, order {self.order})"
+
+
+class BandPass(SOSFilter):
+    """Butterworth band-pass.
+
+    Parameters
+    ----------
+    low_hz : float
+        Lower -3 dB edge in Hz.
+    high_hz : float or None
+        Upper -3 dB edge in Hz. ``None`` means ``min(450, 0.45 * fs)``,
+        the usual surface-EMG band limited to stay clear of the Nyquist
+        frequency of low-rate hobby sensors.
+    order : int
+        Butterworth order of the prototype (default 4; the band-pass has
+        ``2 * order`` poles).
+    """
+
+    name = "bandpass"
+
+    def __init__(self, low_hz: float = 20.0, high_hz: float | None = None, order: int = 4):
+        super().__init__()
+        self.low_hz = float(low_hz)
+        self.high_hz = None if high_hz is None else float(high_hz)
+        self.order = int(order)
+
+    def edges(self, fs: float) -> tuple[float, float]:
+        """Band edges in Hz for sampling rate ``fs``."""
+        high = min(450.0, 0.45 * fs) if self.high_hz is None else self.high_hz
+        return self.low_hz, high
+
+    def design(self, fs: float) -> np.ndarray:
+        low, high = self.edges(fs)
+        _check_edge("band-pass low edge (Hz)", low, fs)
+        _check_edge("band-pass high edge (Hz)", high, fs)
+        if not low < high:
+            raise ParameterError(
+                "band-pass edges (Hz)",
+                f"low < high at fs = {fs:g} Hz",
+                f"{low:g}-{high:g}",
+            )
+        return signal.butter(self.order, [low, high], btype="bandpass", output="sos", fs=fs)
+
+    def __repr__(self):
+        high = "auto" if self.high_hz is None else f"{self.high_hz:g}"
+        return f"BandPass({self.low_hz:g}-{high} Hz, order {self.order})"
+
+
+def mains_harmonics(mains_hz: float, fs: float, max_fraction_of_nyquist: float = 0.98) -> list[float]:
+    """Mains frequency and its harmonics below the Nyquist frequency.
+
+    Parameters
+    ----------
+    mains_hz : float
+        50 or 60 (Hz).
+    fs : float
+        Sampling rate in Hz.
+    max_fraction_of_nyquist : float
+        Harmonics above this fraction of Nyquist are left out: a notch at
+        the Nyquist frequency itself cannot be designed.
+
+    Returns
+    -------
+    list of float
+        Frequencies in Hz.
+    """
+    limit = max_fraction_of_nyquist * fs / 2.0
+    return [k * mains_hz for k in range(1, int(limit // mains_hz) + 1)]
+
+
+class MainsNotch(SOSFilter):
+    """Notch filters at the mains frequency and its harmonics below Nyquist.
+
+    Parameters
+    ----------
+    mains_hz : float
+        50 or 60 Hz.
+    quality : float
+        Quality factor of each notch (centre / -3 dB width); 30 gives a
+        1.7 Hz wide notch at 50 Hz, narrow enough to leave the EMG band.
+    harmonics : bool
+        Also remove the harmonics below Nyquist (default True).
+    """
+
+    name = "notch"
+
+    def __init__(self, mains_hz: float = 50.0, quality: float = 30.0, harmonics: bool = True):
+        super().__init__()
+        if mains_hz not in (50, 60, 50.0, 60.0):
+            raise ParameterError("mains frequency (Hz)", "50 or 60", mains_hz)
+        if not quality > 0:
+            raise ParameterError("notch quality factor", "a positive number", quality)
+        self.mains_hz = float(mains_hz)
+        self.quality = float(quality)
+        self.harmonics = bool(harmonics)
+
+    def frequencies(self, fs: float) -> list[float]:
+        """Notched frequencies in Hz for sampling rate ``fs``."""
+        freqs = mains_harmonics(self.mains_hz, fs)
+        return freqs if self.harmonics else freqs[:1]
+
+    def design(self, fs: float) -> np.ndarray:
+        freqs = self.frequencies(fs)
+        if not freqs:
+            raise ParameterError(
+                "mains notch",
+                f"a sampling rate above {2 * self.mains_hz / 0.98:.0f} Hz to notch {self.mains_hz:g} Hz",
+                fs,
+            )
+        sections = []
+        for f0 in freqs:
+            b, a = signal.iirnotch(f0, self.quality, fs=fs)
+            sections.append(signal.tf2sos(b, a))
+        return np.vstack(sections)
+
+    def __repr__(self):
+        return f"MainsNotch({self.mains_hz:g} Hz{' + harmonics' if self.harmonics else ''}, Q={self.quality:g})"
+
+
+class Rectify(Stage):
+    """Full-wave rectification (absolute value); stateless."""
+
+    name = "rectified"
+
+    def _process(self, chunk: Chunk) -> Chunk:
+        return chunk.replace(data=np.abs(chunk.data), events=())
