@@ -132,6 +132,10 @@ class Chunk:
     layers : mapping of str to ndarray
         Intermediate signals kept by a :class:`~biofeedback.dsp.Pipeline`
         (e.g. ``"filtered"``), each shaped like ``data``.
+    cues : ndarray, shape (n_samples,), optional
+        The cue in force at each sample (``"rest"``/``"contract"`` from a
+        protocol or simulator, or a file's label column), when the stream
+        has a cue track. Stages pass it through unchanged.
     """
 
     data: np.ndarray
@@ -139,6 +143,7 @@ class Chunk:
     info: StreamInfo
     events: tuple = ()
     layers: Mapping[str, np.ndarray] = field(default_factory=dict)
+    cues: np.ndarray | None = None
 
     def __post_init__(self):
         data = np.asarray(self.data)
@@ -151,6 +156,8 @@ class Chunk:
                 f"{data.shape[0]} rows",
             )
         object.__setattr__(self, "data", data)
+        if self.cues is not None and len(self.cues) != data.shape[1]:
+            raise ParameterError("chunk cues", f"{data.shape[1]} values (one per sample)", len(self.cues))
 
     @property
     def n_samples(self) -> int:
@@ -177,7 +184,7 @@ class Chunk:
         return replace(self, **changes)
 
 
-def split_into_chunks(data, info: StreamInfo, chunk_size: int, first_sample: int = 0):
+def split_into_chunks(data, info: StreamInfo, chunk_size: int, first_sample: int = 0, cues=None):
     """Yield consecutive :class:`Chunk` objects of at most ``chunk_size`` samples.
 
     Parameters
@@ -188,12 +195,15 @@ def split_into_chunks(data, info: StreamInfo, chunk_size: int, first_sample: int
         Samples per chunk (> 0).
     first_sample : int
         Index of the first sample.
+    cues : ndarray, shape (n_samples,), optional
+        Cue track, split alongside the data.
     """
     if chunk_size <= 0:
         raise ParameterError("chunk_size", "a positive number of samples", chunk_size)
     data = np.asarray(data)
     for start in range(0, data.shape[1], chunk_size):
-        yield Chunk(data[:, start:start + chunk_size], first_sample + start, info)
+        part = None if cues is None else cues[start:start + chunk_size]
+        yield Chunk(data[:, start:start + chunk_size], first_sample + start, info, cues=part)
 
 
 @dataclass(frozen=True)
@@ -228,6 +238,11 @@ class Recording:
                 f"shape {data.shape}",
             )
         object.__setattr__(self, "data", data)
+        if self.cues is not None:
+            cues = np.asarray(self.cues)
+            if cues.shape != (data.shape[1],):
+                raise ParameterError("recording cues", f"one value per sample ({data.shape[1]})", f"shape {cues.shape}")
+            object.__setattr__(self, "cues", cues)
 
     @property
     def n_samples(self) -> int:
@@ -239,5 +254,5 @@ class Recording:
         return self.data.shape[1] / self.info.fs
 
     def chunks(self, chunk_size: int):
-        """Yield the data as consecutive :class:`Chunk` objects."""
-        return split_into_chunks(self.data, self.info, chunk_size)
+        """Yield the data (and cues) as consecutive :class:`Chunk` objects."""
+        return split_into_chunks(self.data, self.info, chunk_size, cues=self.cues)

@@ -117,10 +117,15 @@ class QuietWindowBaseline:
         At least this many windows are used (default 3).
     keep_hz : float
         Rate of the kept decimated envelope in Hz (default 100).
+    skip_s : float
+        Seconds at the start of the stream left out (default 0.5 s): the
+        filters settle and a moving window ramps up from zero there, which
+        would look like the quietest window of all.
     """
 
-    def __init__(self, fs, window_s=1.0, fraction=0.2, min_windows=3, keep_hz=100.0):
+    def __init__(self, fs, window_s=1.0, fraction=0.2, min_windows=3, keep_hz=100.0, skip_s=0.5):
         self.fs = float(fs)
+        self.skip = int(round(skip_s * self.fs))
         if not 0 < fraction <= 1:
             raise ParameterError("quiet-window fraction", "a number in (0, 1]", fraction)
         self.step = max(1, int(round(self.fs / keep_hz)))
@@ -133,6 +138,10 @@ class QuietWindowBaseline:
     def update(self, envelope, first_sample: int) -> None:
         """Add envelope samples ``(n_channels, n)`` starting at ``first_sample``."""
         env = np.asarray(envelope)
+        if first_sample < self.skip:
+            cut = min(env.shape[1], self.skip - first_sample)
+            env = env[:, cut:]
+            first_sample += cut
         offset = (-first_sample) % self.step
         if offset < env.shape[1]:
             self._parts.append(np.array(env[:, offset::self.step], dtype=float))

@@ -1,0 +1,537 @@
+"""Acquisition and processing on a worker thread, results in a bounded queue.
+
+The display thread must never filter, read files or wait for a device, or
+the window stutters and the feedback lags. :class:`LiveWorker` therefore
+owns everything between the source and the screen: it reads chunks from
+the source, runs the same :func:`~biofeedback.dsp.settings.build_pipeline`
+as batch analysis, checks the electrodes, decides the feedback state, runs
+a guided calibration, writes the recording, saves the profile, and puts one
+small :class:`LiveBlock` per chunk into a bounded :class:`queue.Queue`.
+The GUI timer (or the terminal renderer) only drains that queue.
+
+Drop policy: a real-time source never waits for the display. When the queue
+is full (the display is stalled) the new block's *samples* are dropped and
+counted in :attr:`LiveWorker.blocks_dropped`; its events, notices and
+threshold changes are carried into the next block that fits, so nothing
+the user must read is lost, and the recording (written here, before the
+queue) keeps every sample received. Sources that are not real time (a
+replay at full speed) use back-pressure instead (``block_when_full``).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from biofeedback.core.types import Chunk, Event, StreamInfo
+from biofeedback.detect.baseline import Baseline
+from biofeedback.detect.threshold import ThresholdDetector
+from biofeedback.dsp.settings import PipelineSettings, build_pipeline, resolve_mains
+from biofeedback.errors import BiofeedbackError
+from biofeedback.live.calibration import GuidedCalibration
+from biofeedback.live.quality import OK, ElectrodeCheck
+from biofeedback.live.state import WAITING, StateLogic
+
+#: Seconds of raw signal used to detect the mains frequency when ``mains="auto"``.
+MAINS_PROBE_S = 1.0
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Resting level, spread, thresholds and MVC per channel (envelope units)."""
+
+    level: np.ndarray
+    sigma: np.ndarray
+    on: np.ndarray
+    off: np.ndarray
+    mvc: np.ndarray | None = None
+    method: str = ""
+
+
+@dataclass(frozen=True)
+class StreamStarted:
+    """First message: what is being shown."""
+
+    info: StreamInfo
+    source_name: str
+    has_cues: bool
+    mode: str
+    seekable: bool
+    duration_s: float
+    envelope_delay_s: float
+
+
+@dataclass(frozen=True)
+class LiveBlock:
+    """Everything the display needs about one processed chunk.
+
+    Attributes
+    ----------
+    first_sample : int
+        Stream index of the first sample.
+    t_source : float
+        ``time.monotonic()`` when the chunk left the source (for latency).
+    filtered, envelope : ndarray, shape (n_channels, n)
+        Band-passed signal and envelope, or empty arrays when the samples
+        were dropped for the display.
+    states : tuple of str
+        Feedback state per channel after this chunk.
+    levels : ndarray, shape (n_channels,)
+        Newest envelope value per channel.
+    quality : tuple of str
+        Electrode check per channel (``ok``, ``flat``, ``clipped``, ``missing``).
+    events : tuple of Event
+        Completed events (detections relabelled as spasms when uncued, gaps,
+        markers, electrode problems).
+    calibration : str
+        Prompt of a running calibration (``"relax, 12 s"``), else "".
+    thresholds : Thresholds or None
+        New thresholds when they changed with this chunk.
+    notices : tuple of str
+        Messages for the user ("profile saved…").
+    discontinuity : bool
+        True after a seek: the display starts its traces anew.
+    samples_lost : int
+        Total samples the source lost so far.
+    position_s : float
+        Stream time after this chunk, in seconds.
+    paused : bool
+        The source is paused (replay).
+    peaks : ndarray, shape (n_channels,), optional
+        Largest absolute filtered value in the block (for the plot scale,
+        so the display never scans its buffers).
+    """
+
+    first_sample: int
+    t_source: float
+    filtered: np.ndarray
+    envelope: np.ndarray
+    states: tuple
+    levels: np.ndarray
+    quality: tuple
+    events: tuple = ()
+    calibration: str = ""
+    thresholds: Thresholds | None = None
+    notices: tuple = ()
+    discontinuity: bool = False
+    samples_lost: int = 0
+    position_s: float = 0.0
+    paused: bool = False
+    peaks: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class StreamEnded:
+    """Last message: why the stream stopped, in words."""
+
+    reason: str
+    error: bool = False
+
+
+@dataclass
+class _Carry:
+    events: list = field(default_factory=list)
+    notices: list = field(default_factory=list)
+    thresholds: Thresholds | None = None
+    discontinuity: bool = False
+
+
+def fill_missing(data: np.ndarray, last_valid: np.ndarray) -> np.ndarray:
+    """Replace NaN samples by the channel's previous valid value (vectorised).
+
+    NaN would poison the filter states for good; holding the last value
+    gives the filters a flat stretch, which they pass as silence.
+
+    Parameters
+    ----------
+    data : ndarray, shape (n_channels, n)
+    last_valid : ndarray, shape (n_channels,)
+        Last valid sample before this chunk (updated in place).
+    """
+    nan = np.isnan(data)
+    if not nan.any():
+        if data.shape[1]:
+            last_valid[:] = data[:, -1]
+        return data
+    n = data.shape[1]
+    index = np.where(nan, -1, np.arange(n))
+    np.maximum.accumulate(index, axis=1, out=index)
+    rows = np.arange(data.shape[0])[:, None]
+    filled = np.where(index >= 0, data[rows, np.maximum(index, 0)], last_valid[:, None])
+    last_valid[:] = filled[:, -1]
+    return filled
+
+
+class LiveWorker:
+    """Runs source → pipeline → state on a thread; results in :attr:`output`.
+
+    Parameters
+    ----------
+    source : Source
+        Opened and iterated on the worker thread.
+    settings : PipelineSettings
+    mode : {"relax", "train"}
+        Meaning of an uncued burst when the source has no cue track.
+    baseline : Baseline, optional
+        Known resting baseline (from a profile); None calibrates on the
+        first ``calibration_s`` seconds.
+    mvc : ndarray, optional
+        Known MVC per channel.
+    calibration_s : float
+        Initial calibration length when there is no baseline.
+    profile_name : str, optional
+        Guided calibrations are saved under this name.
+    profile_loader : callable, optional
+        ``f(info) -> (baseline, mvc, notice)``, called on the worker thread
+        once the stream's channels are known (reads the profile file).
+    recorder : object, optional
+        Has ``open(info)``, ``write(chunk)``, ``write_events(events)`` and
+        ``close()``; receives every raw sample and event.
+    sound : object, optional
+        Has ``update(levels, thresholds, states)``; driven from this thread.
+    queue_size : int
+        Bound of the output queue, in blocks.
+    block_when_full : bool
+        Wait for room instead of dropping (sources that are not real time).
+    source_name : str
+        Shown in the status line.
+    clock : callable
+        Monotonic clock (replaceable in tests).
+    """
+
+    def __init__(self, source, settings: PipelineSettings | None = None, *, mode: str = "relax",
+                 baseline: Baseline | None = None, mvc=None, calibration_s: float = 8.0,
+                 profile_name: str | None = None, profile_loader=None, recorder=None, sound=None,
+                 queue_size: int = 128, block_when_full: bool = False, source_name: str = "",
+                 clock=time.monotonic):
+        self.source = source
+        self.settings = settings or PipelineSettings()
+        self.mode = mode
+        self.baseline = baseline
+        self.mvc = None if mvc is None else np.asarray(mvc, dtype=float)
+        self.calibration_s = float(calibration_s)
+        self.profile_name = profile_name
+        self.profile_loader = profile_loader
+        self.recorder = recorder
+        self.sound = sound
+        self.block_when_full = block_when_full
+        self.source_name = source_name
+        self.output: queue.Queue = queue.Queue(maxsize=max(2, int(queue_size)))
+        self._clock = clock
+        self._commands: queue.SimpleQueue = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.blocks_dropped = 0
+        self.samples_received = 0
+        self.samples_lost = 0
+        self.finished = threading.Event()
+
+    # -- control (any thread) ------------------------------------------------
+    def start(self) -> "LiveWorker":
+        """Start the worker thread."""
+        self._thread = threading.Thread(target=self._run, name="biofeedback-worker", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Ask the worker to stop and wait for it; True when it has ended."""
+        self._stop.set()
+        try:
+            self.source.close()  # wakes a paused replay or a blocking read
+        except Exception:  # noqa: BLE001 - closing twice must not hide the stop
+            pass
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def calibrate(self, rest_s: float = 30.0, mvc_s: float = 0.0) -> None:
+        """Start a guided calibration (rest, then optional MVC)."""
+        self._commands.put(("calibrate", rest_s, mvc_s))
+
+    def cancel_calibration(self) -> None:
+        """Abandon a running guided calibration."""
+        self._commands.put(("cancel",))
+
+    def marker(self, label: str = "marker") -> None:
+        """Put a marker event at the newest processed sample."""
+        self._commands.put(("marker", label))
+
+    # -- thread body ---------------------------------------------------------
+    def _run(self) -> None:
+        ended = StreamEnded("stopped")
+        try:
+            with self.source:
+                ended = self._stream()
+        except BiofeedbackError as exc:
+            ended = StreamEnded(f"the source stopped: {exc}", error=True)
+        except OSError as exc:
+            ended = StreamEnded(f"the source disconnected: {exc.strerror or exc}", error=True)
+        except Exception as exc:  # noqa: BLE001 - the window must say it in words, not die
+            ended = StreamEnded(f"the source failed: {type(exc).__name__}: {exc}", error=True)
+        finally:
+            if self.recorder is not None:
+                try:
+                    self.recorder.close()
+                except OSError as exc:
+                    ended = StreamEnded(f"{ended.reason}; the recording could not be closed: {exc}", True)
+            if self.sound is not None:
+                self.sound.close()
+            self._put_control(ended)
+            self.finished.set()
+
+    def _stream(self) -> StreamEnded:
+        source = self.source
+        info: StreamInfo = source.info
+        self._info = info
+        fs = info.fs
+        n_ch = info.n_channels
+        self._cues_between = getattr(source, "cues_between", None)
+        has_cues = bool(getattr(source, "has_cues", self._cues_between is not None))
+        if not has_cues:
+            self._cues_between = None
+        carry = _Carry()
+        if self.profile_loader is not None and self.baseline is None:
+            baseline, mvc, notice = self.profile_loader(info)
+            if baseline is not None:
+                self.baseline, self.mvc = baseline, mvc
+            if notice:
+                carry.notices.append(notice)
+        if self.recorder is not None:
+            self.recorder.open(info)
+        self.state = StateLogic(n_ch, fs, self.mode)
+        self.electrodes = ElectrodeCheck(n_ch, fs, info.units)
+        self._last_valid = np.zeros(n_ch)
+        self._guided: GuidedCalibration | None = None
+        self._pipeline = None
+        self._detector: ThresholdDetector | None = None
+        self._shown_baseline = None
+        self._thresholds: Thresholds | None = None
+        self._mains_hz = None
+        self._quality = [OK] * n_ch
+        envelope_delay = self.settings.rms_window_s / 2 if self.settings.envelope == "rms" else 0.0
+        self._put_control(StreamStarted(
+            info, self.source_name or info.source, has_cues, self.mode,
+            seekable=hasattr(source, "seek"), duration_s=float(getattr(source, "duration_s", 0.0) or 0.0),
+            envelope_delay_s=envelope_delay))
+
+        probe: list[Chunk] = []
+        expected = None
+        seek_seen = getattr(source, "seek_count", 0)
+        last_position = 0.0
+        for chunk in source:
+            t_source = self._clock()
+            if self._stop.is_set():
+                return StreamEnded("stopped by the user")
+            self.samples_received += chunk.n_samples
+            seek_now = getattr(source, "seek_count", 0)
+            if seek_now != seek_seen:
+                seek_seen = seek_now
+                self._restart_after_seek()
+                carry.discontinuity = True
+                expected = None
+            if expected is not None and chunk.first_sample > expected and \
+                    not any(e.kind == "gap" for e in chunk.events):
+                lost = chunk.first_sample - expected
+                chunk = chunk.replace(events=chunk.events + (Event(
+                    "gap", ",".join(info.ch_names), expected / fs, chunk.first_sample / fs, float("nan"),
+                    {"n_samples": lost}),))
+            for e in chunk.events:
+                if e.kind == "gap":
+                    self.samples_lost += int(e.extra.get("n_samples", round(e.duration_s * fs)))
+            expected = chunk.stop
+            if self.recorder is not None:
+                self.recorder.write(chunk)
+            self._run_commands(carry, chunk.first_sample)
+            if self._pipeline is None:
+                # Mains "auto": hold the first second back to detect 50/60 Hz,
+                # as batch analysis does, so live and batch filter alike.
+                probe.append(chunk)
+                if str(self.settings.mains) == "auto" and sum(c.n_samples for c in probe) < MAINS_PROBE_S * fs:
+                    continue
+                raw = np.concatenate([fill_missing(c.data, self._last_valid.copy()) for c in probe], axis=1)
+                self._mains_hz = resolve_mains(self.settings, raw, fs)
+                self._build_pipeline(self.baseline)
+                chunks, probe = probe, []
+            else:
+                chunks = [chunk]
+            for c in chunks:
+                block = self._process(c, t_source, carry)
+                last_position = c.stop / fs
+                self._emit(block, carry)
+        for c in probe:  # a stream shorter than the mains probe
+            if self._pipeline is None:
+                self._build_pipeline(self.baseline)
+            self._emit(self._process(c, self._clock(), carry), carry)
+        final = self._detector.flush() if self._detector is not None and self._detector.baseline is not None else []
+        if final or carry.events or carry.notices:
+            carry.events.extend(self.state.label_event(e, fs) for e in final)
+            self._write_events(final)
+            self._put_control(LiveBlock(
+                first_sample=int(round(last_position * fs)), t_source=self._clock(),
+                filtered=np.zeros((n_ch, 0)), envelope=np.zeros((n_ch, 0)),
+                states=tuple([WAITING] * n_ch), levels=np.full(n_ch, np.nan), quality=tuple(self._quality),
+                events=tuple(carry.events), notices=tuple(carry.notices), samples_lost=self.samples_lost,
+                position_s=last_position))
+        what = getattr(source, "name", "") or self.source_name or info.source or "the source"
+        return StreamEnded(f"{what} ended after {last_position:.1f} s")
+
+    # -- helpers -------------------------------------------------------------
+    def _build_pipeline(self, baseline) -> None:
+        self._pipeline = build_pipeline(self.settings, self._info, mains_hz=self._mains_hz, baseline=baseline,
+                                        detect=True, calibration_s=self.calibration_s)
+        self._detector = self._pipeline.find(ThresholdDetector)
+        self._samples_since_build = 0
+
+    def _restart_after_seek(self) -> None:
+        # Filters would ring on the jump; the baseline stays valid.
+        if self._pipeline is not None:
+            self._build_pipeline(self._detector.baseline if self._detector is not None else self.baseline)
+        self.state.reset()
+        self.electrodes.reset()
+        self._shown_baseline = None  # resend the thresholds with the next block
+
+    def _run_commands(self, carry: _Carry, sample: int) -> None:
+        while True:
+            try:
+                command = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            kind = command[0]
+            if kind == "calibrate":
+                _, rest_s, mvc_s = command
+                try:
+                    self._guided = GuidedCalibration(self._info.fs, self._info.n_channels, rest_s, mvc_s)
+                except BiofeedbackError as exc:
+                    carry.notices.append(f"calibration not started: {exc}")
+            elif kind == "cancel" and self._guided is not None:
+                self._guided = None
+                carry.notices.append("calibration cancelled; the previous thresholds stay")
+            elif kind == "marker":
+                t = sample / self._info.fs
+                event = Event("marker", ",".join(self._info.ch_names), t, t, float("nan"), {"label": command[1]})
+                carry.events.append(event)
+                self._write_events([event])
+
+    def _process(self, chunk: Chunk, t_source: float, carry: _Carry) -> LiveBlock:
+        info = self._info
+        fs = info.fs
+        raw = chunk.data
+        data = fill_missing(np.asarray(raw, dtype=float), self._last_valid)
+        out = self._pipeline.process(chunk.replace(data=data))
+        self._samples_since_build += chunk.n_samples
+        envelope = out.data
+        quality = self.electrodes.update(raw)
+        events = []
+        for ch, (before, now) in enumerate(zip(self._quality, quality)):
+            if now != OK and before == OK:
+                t = chunk.stop / fs
+                events.append(Event("check electrode", info.ch_names[ch], t, t, float("nan"), {"problem": now}))
+        self._quality = list(quality)
+        if self._cues_between is not None:
+            self.state.cues.update(self._cues_between(chunk.first_sample, chunk.stop), chunk.first_sample)
+        detector = self._detector
+        prompt = ""
+        if self._guided is not None:
+            self._guided.update(envelope)
+            prompt = self._guided.prompt
+            if self._guided.finished:
+                self._finish_guided(carry)
+        elif detector.calibrating:
+            settle = getattr(detector.settings, "settle_s", 0.0)
+            left = settle + self.calibration_s - self._samples_since_build / fs
+            prompt = f"relax, {max(1, int(np.ceil(left)))} s"
+        active = [detector.is_active(ch) for ch in range(info.n_channels)]
+        states = self.state.update(active, chunk.stop, electrode_ok=self.electrodes.ok,
+                                   calibrating=bool(prompt))
+        events.extend(self.state.label_event(e, fs) for e in out.events)
+        self._write_events([e for e in events if e.kind != "gap"])
+        if detector.baseline is not None and detector.baseline is not self._shown_baseline:
+            self._shown_baseline = detector.baseline
+            self._thresholds = Thresholds(detector.baseline.level, detector.baseline.sigma,
+                                          detector.on_threshold, detector.off_threshold, self.mvc,
+                                          detector.baseline.method)
+            carry.thresholds = self._thresholds
+        levels = envelope[:, -1].copy() if envelope.shape[1] else np.full(info.n_channels, np.nan)
+        if self.sound is not None:
+            self.sound.update(levels, self._thresholds, states)
+        carry.events.extend(events)
+        filtered = out.layers["filtered"]
+        peaks = np.abs(filtered).max(axis=1) if filtered.shape[1] else np.zeros(info.n_channels)
+        return LiveBlock(
+            first_sample=chunk.first_sample, t_source=t_source, filtered=filtered, peaks=peaks,
+            envelope=envelope, states=tuple(states), levels=levels, quality=tuple(quality),
+            calibration=prompt, samples_lost=self.samples_lost, position_s=chunk.stop / fs,
+            paused=bool(getattr(self.source, "paused", False)))
+
+    def _finish_guided(self, carry: _Carry) -> None:
+        guided, self._guided = self._guided, None
+        if guided.result is None:
+            carry.notices.append(f"calibration failed: {guided.error}; the previous thresholds stay")
+            return
+        result = guided.result
+        self._detector.set_baseline(result.baseline)
+        if result.mvc is not None:
+            self.mvc = result.mvc
+        self.baseline = result.baseline
+        carry.notices.append("calibration done: thresholds set from your rest")
+        if self.profile_name:
+            carry.notices.append(self._save_profile(result))
+
+    def _save_profile(self, result) -> str:
+        from biofeedback.live.profile import Profile, processing_key, save_profile
+
+        info = self._info
+        profile = Profile(
+            name=self.profile_name, channels=list(info.ch_names), units=info.units,
+            level=result.baseline.level.tolist(), sigma=result.baseline.sigma.tolist(),
+            mvc=None if self.mvc is None else self.mvc.tolist(), processing=processing_key(self.settings),
+            fs=info.fs, method=result.baseline.method)
+        try:
+            path = save_profile(profile)
+        except OSError as exc:
+            return f"the profile could not be saved: {exc}"
+        return f"calibration saved as profile '{self.profile_name}' ({path})"
+
+    def _write_events(self, events) -> None:
+        if self.recorder is not None and events:
+            self.recorder.write_events(events)
+
+    def _emit(self, block: LiveBlock, carry: _Carry) -> None:
+        """Queue a block with whatever was carried; drop its samples if full."""
+        full = replace(block, events=tuple(carry.events), notices=tuple(carry.notices),
+                       thresholds=carry.thresholds, discontinuity=carry.discontinuity)
+        try:
+            if self.block_when_full:
+                while not self._stop.is_set():
+                    try:
+                        self.output.put(full, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+            else:
+                self.output.put_nowait(full)
+        except queue.Full:
+            self.blocks_dropped += 1
+            return  # keep the carry for the next block
+        carry.events, carry.notices, carry.thresholds, carry.discontinuity = [], [], None, False
+
+    def _put_control(self, message) -> None:
+        # Control messages (start, end) must arrive: wait for room, but not
+        # forever once a stop was asked and nobody drains any more.
+        deadline = self._clock() + 2.0
+        while True:
+            try:
+                self.output.put(message, timeout=0.1)
+                return
+            except queue.Full:
+                if self._stop.is_set() and self._clock() > deadline:
+                    return

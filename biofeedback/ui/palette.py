@@ -1,0 +1,54 @@
+"""Colours and fonts of the live window.
+
+Colours come from the Okabe–Ito palette, chosen to stay distinct for the
+common forms of colour-vision deficiency. No state relies on colour alone:
+each has its own word, and RELAXED/SPASM also differ strongly in lightness
+from CONTRACTING (dark background with white text vs. light with black).
+"""
+
+from biofeedback.live.state import CALIBRATING, CHECK_ELECTRODE, CONTRACTING, RELAXED, SPASM, WAITING
+
+BLUE = "#0072B2"
+ORANGE = "#E69F00"
+VERMILLION = "#D55E00"
+SKY_BLUE = "#56B4E9"
+BLUISH_GREEN = "#009E73"
+YELLOW = "#F0E442"
+REDDISH_PURPLE = "#CC79A7"
+GREY = "#999999"
+LIGHT_GREY = "#DDDDDD"
+BLACK = "#000000"
+WHITE = "#FFFFFF"
+
+#: (background, text) of the state word.
+STATE_COLOURS = {
+    RELAXED: (BLUE, WHITE),
+    CONTRACTING: (ORANGE, BLACK),
+    SPASM: (VERMILLION, WHITE),
+    CHECK_ELECTRODE: (GREY, BLACK),
+    CALIBRATING: (SKY_BLUE, BLACK),
+    WAITING: (LIGHT_GREY, "#444444"),
+}
+
+#: Colour of event markers on the trace and in the list, by event kind.
+EVENT_COLOURS = {
+    "contraction": ORANGE,
+    "spasm": VERMILLION,
+    "cramp": VERMILLION,
+    "gap": GREY,
+    "check electrode": GREY,
+    "marker": REDDISH_PURPLE,
+}
+
+#: Trace colours: the filtered signal is a light backdrop, the envelope the
+#: line to read.
+FILTERED_PEN = "#A8A8A8"
+ENVELOPE_PEN = BLACK
+REST_BAND = (0, 114, 178, 40)  # BLUE, translucent
+TARGET_ZONE = BLUISH_GREEN
+
+#: Point sizes. The state word must be readable across a room.
+STATE_PT = 40
+LEVEL_PT = 26
+TEXT_PT = 14
+SMALL_PT = 12
