@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from biofeedback.commands._common import add_pipeline_arguments, parse_time_range, settings_from_args
-from biofeedback.errors import BiofeedbackError, ParameterError
+from biofeedback.errors import BiofeedbackError, ParameterError, check_sampling_rate
 
 DESCRIPTION = """\
 Analyse recordings with the same pipeline as live feedback and write
@@ -56,6 +56,8 @@ def run(args) -> int:
     from biofeedback.io.tables import write_rows
 
     settings = settings_from_args(args)
+    if args.fs is not None:
+        args.fs = check_sampling_rate(args.fs, "--fs")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ParameterError("--out", "a folder", f"a file: {out}")
