@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from biofeedback.errors import ParameterError
+from biofeedback.errors import ParameterError, check_sampling_rate
 
 MAD_TO_SIGMA = 1.4826  # 1 / Phi^-1(3/4): MAD of a Gaussian times this = its std
 
@@ -100,6 +100,13 @@ class QuietWindowBaseline:
     their median envelope, and computes median and MAD over the samples of
     the quietest ``fraction`` of windows.
 
+    The default fraction is one half: the baseline is meant to be the
+    *typical* rest, small postural adjustments included. The quietest fifth
+    of a recording would exclude them, understate the spread, and turn them
+    into false contractions (seen on real forearm recordings). This assumes
+    that at least half of a recording is rest, as in protocols that
+    alternate work and rest; mark the rest with ``--rest`` otherwise.
+
     Only a decimated copy of the envelope is kept (about ``keep_hz`` values
     per second), which is plenty for a moving-RMS envelope that is smooth
     over 100 ms, and keeps an hour of 8 channels to ~20 MB. Decimation picks
@@ -112,7 +119,7 @@ class QuietWindowBaseline:
     window_s : float
         Window length in seconds (default 1 s).
     fraction : float
-        Fraction of windows taken as rest (default 0.2).
+        Fraction of windows taken as rest (default 0.5).
     min_windows : int
         At least this many windows are used (default 3).
     keep_hz : float
@@ -123,11 +130,16 @@ class QuietWindowBaseline:
         would look like the quietest window of all.
     """
 
-    def __init__(self, fs, window_s=1.0, fraction=0.2, min_windows=3, keep_hz=100.0, skip_s=0.5):
-        self.fs = float(fs)
-        self.skip = int(round(skip_s * self.fs))
+    def __init__(self, fs, window_s=1.0, fraction=0.5, min_windows=3, keep_hz=100.0, skip_s=0.5):
+        self.fs = check_sampling_rate(fs, "fs")
+        for name, value in (("window_s", window_s), ("keep_hz", keep_hz)):
+            if not value > 0:
+                raise ParameterError(f"quiet-window {name}", "a positive number", value)
+        if not skip_s >= 0:
+            raise ParameterError("quiet-window skip_s", "a duration >= 0 s", skip_s)
         if not 0 < fraction <= 1:
             raise ParameterError("quiet-window fraction", "a number in (0, 1]", fraction)
+        self.skip = int(round(skip_s * self.fs))
         self.step = max(1, int(round(self.fs / keep_hz)))
         self.window_s = float(window_s)
         self.fraction = float(fraction)

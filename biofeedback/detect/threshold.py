@@ -9,10 +9,12 @@ Per channel, a contraction
 * its **onset** is back-tracked to the last sample where the envelope was
   still inside the resting band ``level + k_band * sigma`` (where it left
   the baseline), at most ``max_backtrack_s`` earlier;
-* **ends** when the envelope stays below the off threshold for
-  ``min_rest_s``; a re-activation above the on threshold within that time
-  is merged into the same contraction (gap merging). The offset is the
-  first sample below the off threshold.
+* **ends** at the first sample where the envelope falls below the off
+  threshold, unless it clearly re-activates (rises above the *on*
+  threshold) within ``min_rest_s``, in which case the dip is a gap inside
+  the same contraction (gap merging). Wandering between the two thresholds
+  after the fall does not prolong the contraction: the resting tone of a
+  muscle often settles slowly, and that tail is not a contraction.
 
 The detector is a :class:`~biofeedback.dsp.base.Stage`: it passes the
 envelope through and attaches each completed event to the chunk in which
@@ -41,15 +43,17 @@ class DetectorSettings:
     """Parameters of :class:`ThresholdDetector`.
 
     Why these defaults: ``sigma`` is the spread of a *smoothed* envelope,
-    which is 5-25 % of the resting level (less for wide bands and long
-    windows). ``k_on = 15`` with the ``min_ratio_on = 2`` floor puts the on
-    threshold at 2-4 times the resting level, above the slow wander of
-    resting tone and small postural adjustments, while a burst at 10 dB
-    SNR lifts the envelope to about 3.3 times the level. ``min_rest_s =
-    0.5`` merges the dips of a held, fluctuating contraction. They were
-    chosen on these principles and checked on simulated scenarios and on
-    one labelled Myo recording; the detection issue evaluates them on many
-    more.
+    5-25 % of the resting level (more for narrow bands, i.e. low sampling
+    rates). ``k_on = 8`` with the ``min_ratio_on = 2`` floor puts the on
+    threshold at 2-3 times the resting level, below the 3.2-3.3 times a
+    burst at 10 dB SNR lifts the envelope to, at every rate from 200 Hz up.
+    The baseline is the *typical* rest (see
+    :class:`~biofeedback.detect.baseline.QuietWindowBaseline`), so the small
+    postural adjustments of a real rest widen ``sigma`` instead of becoming
+    contractions. ``min_rest_s = 0.5`` merges the dips of a held,
+    fluctuating contraction. They were chosen on these principles and
+    checked on simulated scenarios and one labelled Myo recording; the
+    detection issue evaluates them on many more.
 
     Attributes
     ----------
@@ -71,8 +75,8 @@ class DetectorSettings:
         contraction to end; shorter dips are merged (gap merging).
     k_band : float
         Upper edge of the resting band, in robust standard deviations above
-        the level: onsets are back-tracked to where the envelope last was
-        inside it.
+        the level (capped at the off threshold): onsets are back-tracked to
+        where the envelope last was inside it.
     max_backtrack_s : float
         Onsets are moved back at most this far.
     settle_s : float
@@ -82,14 +86,14 @@ class DetectorSettings:
         signal is a small step).
     """
 
-    k_on: float = 15.0
+    k_on: float = 8.0
     k_off: float = 4.0
     min_ratio_on: float = 2.0
     min_ratio_off: float = 1.5
     min_active_s: float = 0.1
     min_rest_s: float = 0.5
-    k_band: float = 1.5
-    max_backtrack_s: float = 0.5
+    k_band: float = 3.0
+    max_backtrack_s: float = 0.3
     settle_s: float = 0.5
 
     def __post_init__(self):
@@ -98,8 +102,6 @@ class DetectorSettings:
                 raise ParameterError(name, "a non-negative number", getattr(self, name))
         if self.k_off > self.k_on:
             raise ParameterError("k_off", f"at most k_on = {self.k_on}", self.k_off)
-        if self.k_band > self.k_off:
-            raise ParameterError("k_band", f"at most k_off = {self.k_off}", self.k_band)
         if self.min_ratio_off > self.min_ratio_on:
             raise ParameterError("min_ratio_off", f"at most min_ratio_on = {self.min_ratio_on}", self.min_ratio_off)
         for name in ("min_active_s", "min_rest_s", "max_backtrack_s", "settle_s"):
@@ -180,7 +182,8 @@ class ThresholdDetector(Stage):
             raise ParameterError("baseline", f"{self._info.n_channels} channels", baseline.n_channels)
         self.baseline = baseline
         self.on_threshold, self.off_threshold = self.settings.thresholds(baseline)
-        self.band_edge = baseline.level + self.settings.k_band * baseline.sigma
+        # The resting band never reaches above the off threshold.
+        self.band_edge = np.minimum(baseline.level + self.settings.k_band * baseline.sigma, self.off_threshold)
 
     @property
     def calibrating(self) -> bool:
@@ -266,11 +269,14 @@ class ThresholdDetector(Stage):
                 deadline = st.below_start + self._min_rest - first
                 rises = np.flatnonzero(above_on[pos:min(n, deadline)])
                 if rises.size:
-                    st.mode = ACTIVE  # re-activation within min_rest: merge
+                    # Clearly re-activated (above the on threshold) within
+                    # min_rest: the dip was a gap inside one contraction.
+                    st.mode = ACTIVE
                     pos = pos + rises[0]
                 elif deadline <= n:
                     events.append(self._make_event(ch, st.onset, st.below_start, st.peak))
                     st.mode = REST
+                    # Onsets of a next contraction go back no further than here.
                     st.last_quiet = first + deadline - 1
                     pos = deadline
                 else:

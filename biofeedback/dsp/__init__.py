@@ -2,7 +2,7 @@
 
 from biofeedback.dsp.base import Pipeline, Stage
 from biofeedback.dsp.envelope import LinearEnvelope, RMSEnvelope
-from biofeedback.dsp.filters import BandPass, HighPass, MainsNotch, Rectify, SOSFilter
+from biofeedback.dsp.filters import BandPass, FilterCascade, HighPass, MainsNotch, Rectify, SOSFilter
 from biofeedback.dsp.mains import detect_mains
 
 # The settings module builds pipelines that include the detector, and the
@@ -20,6 +20,6 @@ def __getattr__(name):
 
 
 __all__ = [
-    "Stage", "Pipeline", "SOSFilter", "HighPass", "BandPass", "MainsNotch", "Rectify",
+    "Stage", "Pipeline", "SOSFilter", "FilterCascade", "HighPass", "BandPass", "MainsNotch", "Rectify",
     "RMSEnvelope", "LinearEnvelope", "detect_mains", *_SETTINGS_NAMES,
 ]

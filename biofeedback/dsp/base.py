@@ -129,10 +129,17 @@ class Pipeline(Stage):
             stage.reset()
 
     def find(self, stage_type):
-        """Return the first stage of the given type, or None."""
+        """Return the first stage of the given type, or None.
+
+        Filters merged into a :class:`~biofeedback.dsp.filters.FilterCascade`
+        are found too.
+        """
         for stage in self.stages:
             if isinstance(stage, stage_type):
                 return stage
+            for inner in getattr(stage, "filters", ()):
+                if isinstance(inner, stage_type):
+                    return inner
         return None
 
     def __repr__(self):

@@ -15,6 +15,7 @@ import numpy as np
 from scipy import signal
 
 from biofeedback.dsp.filters import mains_harmonics
+from biofeedback.errors import check_sampling_rate
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ def detect_mains(data, fs: float, threshold_db: float = 6.0) -> MainsEstimate:
     -------
     MainsEstimate
     """
+    fs = check_sampling_rate(fs, "fs")
     x = np.atleast_2d(np.asarray(data, dtype=float))
     n = x.shape[1]
     result = {}

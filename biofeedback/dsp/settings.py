@@ -16,7 +16,7 @@ from biofeedback.detect.baseline import Baseline
 from biofeedback.detect.threshold import DetectorSettings, ThresholdDetector
 from biofeedback.dsp.base import Pipeline
 from biofeedback.dsp.envelope import LinearEnvelope, RMSEnvelope
-from biofeedback.dsp.filters import BandPass, MainsNotch
+from biofeedback.dsp.filters import BandPass, FilterCascade, MainsNotch
 from biofeedback.dsp.mains import detect_mains
 from biofeedback.errors import ParameterError
 
@@ -150,23 +150,25 @@ def build_pipeline(settings: PipelineSettings, info: StreamInfo, *, mains_hz=Non
     Returns
     -------
     Pipeline
-        Stages ``bandpass``, optional ``notch``, ``envelope`` and optional
-        ``detector``. The output chunk holds the envelope, with the filtered
+        Stages ``filtered`` (band-pass and optional notch, run as one
+        cascade), ``envelope`` and optional ``detector``. The output chunk holds the envelope, with the filtered
         signal in ``layers["filtered"]``.
     """
     low, high, order = settings.band()
-    bandpass = BandPass(low, high, order)
-    bandpass.design(info.fs)  # fail now, with the parameter named, not on the first chunk
-    stages = [bandpass]
+    filters = [BandPass(low, high, order)]
     if mains_hz is not None:
         notch = MainsNotch(mains_hz, settings.notch_quality)
         if notch.frequencies(info.fs):
-            stages.append(notch)
-    stages[-1].name = "filtered"
+            filters.append(notch)
+    cascade = FilterCascade(filters)
+    cascade.design(info.fs)  # fail now, with the parameter named, not on the first chunk
+    stages = [cascade]
     if settings.envelope == "rms":
         stages.append(RMSEnvelope(settings.rms_window_s))
     else:
-        stages.append(LinearEnvelope(settings.linear_cutoff_hz))
+        envelope = LinearEnvelope(settings.linear_cutoff_hz)
+        envelope.design(info.fs)  # fail now, naming the cut-off
+        stages.append(envelope)
     if detect:
         stages.append(ThresholdDetector(baseline, settings.detector, calibration_s=calibration_s))
     return Pipeline(stages, keep=("filtered",))
