@@ -7,8 +7,8 @@ nine ASCII bytes ``123456789``) is 0x29B1.
 
 Two implementations give the same numbers: :func:`crc16_ccitt` for one byte
 string, and :func:`crc16_ccitt_rows`, which computes the CRC of many frames
-of the same length at once (one NumPy operation per byte column, so the cost
-per frame falls as more frames are checked together).
+of the same length at once (one NumPy table step per *pair* of byte columns,
+so the cost per frame falls as more frames are checked together).
 """
 
 from __future__ import annotations
@@ -34,6 +34,20 @@ def _make_table() -> np.ndarray:
 #: Table of the CRC of each byte value, shape (256,), dtype uint16.
 TABLE = _make_table()
 _TABLE_LIST = [int(v) for v in TABLE]
+
+
+def _make_pair_table() -> np.ndarray:
+    # The CRC is linear, so two input bytes can be folded into the register
+    # first and the register then shifted 16 bits with zero input:
+    # crc' = PAIR_TABLE[crc ^ (b0 << 8 | b1)]. Half the steps per frame.
+    x = np.arange(1 << 16, dtype=np.uint32)
+    for _ in range(2):
+        x = ((x << 8) & 0xFFFF) ^ TABLE[x >> 8]
+    return x.astype(np.uint16)
+
+
+#: Table for two bytes at a time, shape (65536,), dtype uint16.
+PAIR_TABLE = _make_pair_table()
 
 
 def crc16_ccitt(data: bytes, crc: int = INITIAL) -> int:
@@ -72,9 +86,14 @@ def crc16_ccitt_rows(rows: np.ndarray) -> np.ndarray:
     """
     rows = np.asarray(rows, dtype=np.uint8)
     crc = np.full(rows.shape[0], INITIAL, dtype=np.uint16)
-    for column in range(rows.shape[1]):
-        # One table step for every frame at once; the byte loop is short
-        # (a frame is tens of bytes), the frame axis is long.
-        index = (crc >> 8).astype(np.uint8) ^ rows[:, column]
-        crc = (crc << 8) ^ TABLE[index]
+    start = rows.shape[1] % 2
+    if start:
+        # One single-byte step for an odd length.
+        crc = (crc << 8) ^ TABLE[(crc >> 8).astype(np.uint8) ^ rows[:, 0]]
+    # The rest two bytes at a time: one table step for every frame at once;
+    # the loop over byte pairs is short (a frame is tens of bytes), the
+    # frame axis is long.
+    words = np.ascontiguousarray(rows[:, start:]).view(">u2").astype(np.uint16)
+    for column in range(words.shape[1]):
+        crc = PAIR_TABLE[crc ^ words[:, column]]
     return crc

@@ -32,6 +32,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+#: Bytes of the start of a stream kept for error messages and recognition.
+FIRST_BYTES_KEPT = 4096
+
+
 class _NeedMore:
     def __repr__(self):
         return "NEED_MORE"
@@ -226,8 +230,8 @@ class StreamParser:
 
     def _count_in(self, data) -> None:
         self.stats.bytes_in += len(data)
-        if len(self.stats.first_bytes) < 64:
-            self.stats.first_bytes += bytes(data[: 64 - len(self.stats.first_bytes)])
+        if len(self.stats.first_bytes) < FIRST_BYTES_KEPT:
+            self.stats.first_bytes += bytes(data[: FIRST_BYTES_KEPT - len(self.stats.first_bytes)])
 
     def _count_out(self, result: ParseResult) -> ParseResult:
         stats = self.stats
@@ -420,7 +424,7 @@ class FramedParser(StreamParser):
         previous[0] = counters[0] - step if self._last_counter is None else self._last_counter
         diff = (counters - previous) % modulus
         if self._last_counter is not None:
-            diff[0] = self._unwrap_with_clock(int(diff[0]), arrival_time, step)
+            diff[0] = self._unwrap_with_clock(int(diff[0]), arrival_time, step, rows.shape[0])
         duplicates = 0
         if np.any(diff < step):
             # Repeated or inconsistent counters: rare, so a plain loop is fine.
@@ -456,11 +460,15 @@ class FramedParser(StreamParser):
             index = (starts[:, None] + np.arange(step)).ravel()
         return ParseResult(data, index.astype(np.int64), gaps, duplicates=duplicates)
 
-    def _unwrap_with_clock(self, diff0: int, arrival_time, step: int) -> int:
-        """Add whole counter wraps when the silence was longer than one wrap."""
+    def _unwrap_with_clock(self, diff0: int, arrival_time, step: int, n_frames: int) -> int:
+        """Add whole counter wraps when the silence was longer than one wrap.
+
+        ``arrival_time`` bounds the *last* frame of the batch, so the frames
+        after the first are taken off the elapsed samples.
+        """
         if arrival_time is None or self._last_arrival is None or not self.fs_hint:
             return diff0
-        expected = (arrival_time - self._last_arrival) * self.fs_hint
+        expected = (arrival_time - self._last_arrival) * self.fs_hint - (n_frames - 1) * step
         modulus = self.counter_modulus
         if expected <= modulus / 2:
             return diff0

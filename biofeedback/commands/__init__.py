@@ -11,4 +11,7 @@ stays fast and works without optional extras.
 COMMANDS = [
     ("simulate", "simulate"),
     ("analyze", "analyze"),
+    ("ports", "ports"),
+    ("record", "record"),
+    ("emulate", "emulate"),
 ]

@@ -292,7 +292,7 @@ class BridgeDevice(EmulatedDevice):
         return f"ERR unknown command {verb}\n".encode()
 
     def to_device_units(self, microvolts):
-        return adc_from_microvolts(microvolts, self.bits, counts_per_uv=0.4)
+        return adc_from_microvolts(microvolts[: self.n_channels], self.bits, counts_per_uv=0.4)
 
     def encode(self, values, first_stream_index):
         return encode_frames(first_stream_index, np.asarray(values, dtype=np.int64), self.samples_per_frame)

@@ -89,19 +89,17 @@ class ChordsParser(FramedParser):
             return self._channels
         if self._geometry is not None:
             return self._geometry
-        # Unknown board: the channel count whose end byte is followed by the
-        # next packet's sync bytes, for two packets in a row with
-        # consecutive counters (a single coincidence is too likely).
+        # Unknown board: the channel count for which two packets in a row
+        # have their sync and end bytes in place and counters a small step
+        # apart (one end byte followed by a sync is too likely by chance).
         for channels in range(1, MAX_CHANNELS + 1):
             length = packet_length(channels)
-            if pos + 2 * length + 3 > n:
+            if pos + 2 * length > n:
                 return NEED_MORE
-            first_end = pos + length - 1
             second = pos + length
             if (
-                arr[first_end] == END_BYTE and arr[second] == SYNC[0] and arr[second + 1] == SYNC[1]
+                arr[second - 1] == END_BYTE and arr[second] == SYNC[0] and arr[second + 1] == SYNC[1]
                 and arr[second + length - 1] == END_BYTE
-                and arr[second + length] == SYNC[0] and arr[second + length + 1] == SYNC[1]
                 and 1 <= (int(arr[second + 2]) - int(arr[pos + 2])) % 256 <= self.max_lock_step
             ):
                 return channels

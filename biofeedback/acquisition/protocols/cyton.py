@@ -125,9 +125,14 @@ class CytonProtocol(Protocol):
         port.write(b"s")
         quiet_and_flush(port, 0.1)
         port.write(b"v")
-        deadline = time.monotonic() + max(timeout, 2.0)  # the board takes ~1 s to reset
+        start = time.monotonic()
         text = b""
-        while time.monotonic() < deadline and b"$$$" not in text and len(text) < 4096:
+        while b"$$$" not in text and len(text) < 4096:
+            # Silence for `timeout`: not a Cyton. Once it talks, give its
+            # reset (about a second) time to finish.
+            limit = 2.5 if b"OpenBCI" in text else timeout
+            if time.monotonic() - start > limit:
+                break
             text += port.read(max(1, getattr(port, "in_waiting", 0) or 1))
         decoded = text.decode("ascii", "replace")
         if "OpenBCI" not in decoded:
@@ -143,7 +148,7 @@ class CytonProtocol(Protocol):
         port.write(b"s")
 
     def make_device(self, fs, n_channels, rng, **options):
-        return CytonDevice(fs, options.get("gain") or DEFAULT_GAIN)
+        return CytonDevice(fs, options.get("gain") or DEFAULT_GAIN, n_channels)
 
 
 class CytonDevice(EmulatedDevice):
@@ -151,10 +156,11 @@ class CytonDevice(EmulatedDevice):
 
     counter_modulus = 256
 
-    def __init__(self, fs=FS, gain=DEFAULT_GAIN):
+    def __init__(self, fs=FS, gain=DEFAULT_GAIN, n_channels=N_CHANNELS):
         super().__init__()
         self.fs = float(fs)
         self.n_channels = N_CHANNELS
+        self.connected_channels = max(1, min(N_CHANNELS, int(n_channels or N_CHANNELS)))
         self.scale_uv = microvolts_per_count(gain)
 
     def handle_input(self, data):
@@ -175,7 +181,8 @@ class CytonDevice(EmulatedDevice):
     def to_device_units(self, microvolts):
         counts = np.rint(np.asarray(microvolts) / self.scale_uv)
         full = np.zeros((N_CHANNELS, counts.shape[1]))
-        full[: min(N_CHANNELS, counts.shape[0])] = counts[:N_CHANNELS]
+        used = min(self.connected_channels, counts.shape[0])
+        full[:used] = counts[:used]
         return np.clip(full, -(2**23), 2**23 - 1).astype(np.int64)
 
     def encode(self, values, first_stream_index):
