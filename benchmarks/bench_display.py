@@ -15,7 +15,8 @@ a warm-up, it measures:
   is due, in real time) to the paint of the frame that first shows it:
   median and 95th percentile. This is the delay the display adds; the
   envelope's own delay (half the RMS window, 50 ms by default) and the
-  source's chunk length (10 ms here) come on top.
+  source's chunk length (10 ms here, as `live` uses: the first sample of a chunk waits
+  that long in the source) come on top.
 
 Usage::
 
@@ -35,6 +36,8 @@ import sys
 import time
 
 CONFIGS = [(1, 1000), (4, 1000), (8, 1000), (1, 2000), (4, 2000), (8, 2000)]
+#: Chunk length of the simulated source (the simulator's default for `live`).
+CHUNK_S = 0.01
 
 
 def run_one(n_channels: int, fs: float, warmup_s: float, measure_s: float, window_s: float, fps: float) -> dict:
@@ -49,10 +52,7 @@ def run_one(n_channels: int, fs: float, warmup_s: float, measure_s: float, windo
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     session = default_session(max(30.0, warmup_s + measure_s + 10.0), n_channels)
-    # Skip the 10 s calibration lead of the session? No: the window shows
-    # what a user sees, including the calibration, and the pipeline cost
-    # is the same.
-    source = SimulatorSource(session, fs, speed=1.0, chunk_s=0.01)
+    source = SimulatorSource(session, fs, speed=1.0, chunk_s=CHUNK_S)
     worker = LiveWorker(source, source_name="simulator")
     window = LiveWindow(worker, window_s=window_s, fps=fps)
     window.resize(1280, 800)

@@ -14,4 +14,6 @@ COMMANDS = [
     ("ports", "ports"),
     ("record", "record"),
     ("emulate", "emulate"),
+    ("live", "live"),
+    ("replay", "replay"),
 ]

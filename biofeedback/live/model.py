@@ -113,6 +113,8 @@ class FeedbackModel:
     def _resolve_feedback(self, names) -> list[int]:
         if not self.requested:
             return [0]
+        if [str(r).lower() for r in self.requested] == ["all"]:
+            return list(range(len(names)))
         index = []
         for want in self.requested:
             if want in names:

@@ -177,9 +177,6 @@ class ReplaySource(Source):
                     self.position, self._seek_to = self._seek_to, None
                     self.seek_count += 1
                     pacer.restart(self.position)
-            if self._pause_at is not None and self.position >= self._pause_at:
-                self._pause_at = None
-                self.pause()
             if not self._running.is_set():
                 # Wait in short steps so a seek or close while paused is seen.
                 self._running.wait(0.05)
@@ -196,6 +193,11 @@ class ReplaySource(Source):
             fs = rec.info.fs
             gaps = tuple(e for e in self._gaps if start / fs < e.offset_s <= stop / fs)
             self.position = stop
+            if self._pause_at is not None and start < self._pause_at <= stop:
+                # Paused as this chunk is handed over, so whoever reads it
+                # already sees the source paused at the asked time.
+                self._pause_at = None
+                self.pause()
             yield Chunk(np.array(rec.data[:, start:stop]), start, rec.info, events=gaps)
 
 

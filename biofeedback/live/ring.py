@@ -49,6 +49,11 @@ class MirrorRing:
         self._count = 0  # valid samples, at most capacity
 
     @property
+    def n_rows(self) -> int:
+        """Number of parallel series."""
+        return self._buf.shape[0]
+
+    @property
     def count(self) -> int:
         """Number of valid samples (at most :attr:`capacity`)."""
         return self._count
@@ -84,6 +89,12 @@ class MirrorRing:
             self._buf[:, cap:cap + rest] = block[:, first:]
         self._head = (head + m) % cap
         self._count = min(cap, self._count + m)
+
+    def drop_last(self, k: int) -> None:
+        """Forget the newest ``k`` samples (to replace a provisional value)."""
+        k = min(int(k), self._count)
+        self._head = (self._head - k) % self.capacity
+        self._count -= k
 
     def view(self) -> np.ndarray:
         """The valid samples, oldest first, as a view ``(n_rows, count)``.

@@ -33,6 +33,7 @@ from biofeedback.detect.threshold import ThresholdDetector
 from biofeedback.dsp.settings import PipelineSettings, build_pipeline, resolve_mains
 from biofeedback.errors import BiofeedbackError
 from biofeedback.live.calibration import GuidedCalibration
+from biofeedback.live.decimate import DisplayDecimator, Traces
 from biofeedback.live.quality import OK, ElectrodeCheck
 from biofeedback.live.state import WAITING, StateLogic
 
@@ -102,8 +103,12 @@ class LiveBlock:
     paused : bool
         The source is paused (replay).
     peaks : ndarray, shape (n_channels,), optional
-        Largest absolute filtered value in the block (for the plot scale,
-        so the display never scans its buffers).
+        Largest envelope value in the block (for the plot scale, so the
+        display never scans its buffers).
+    traces : Traces, optional
+        Display bins of the block (see :mod:`biofeedback.live.decimate`):
+        min/max of the filtered signal and mean envelope per bin, the last
+        one possibly partial.
     """
 
     first_sample: int
@@ -122,6 +127,7 @@ class LiveBlock:
     position_s: float = 0.0
     paused: bool = False
     peaks: np.ndarray | None = None
+    traces: Traces | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +199,12 @@ class LiveWorker:
         ``close()``; receives every raw sample and event.
     sound : object, optional
         Has ``update(levels, thresholds, states)``; driven from this thread.
+    display_rate_hz : float
+        Bins per second of the reduced traces for the display (min/max of
+        the filtered signal, mean envelope), computed here so the display
+        never scans raw samples. 50 bins/s puts a bin on every 1.5 pixel
+        columns of a 10 s trace 750 pixels wide; the bin still filling is
+        sent too, so binning adds no delay.
     queue_size : int
         Bound of the output queue, in blocks.
     block_when_full : bool
@@ -206,7 +218,8 @@ class LiveWorker:
     def __init__(self, source, settings: PipelineSettings | None = None, *, mode: str = "relax",
                  baseline: Baseline | None = None, mvc=None, calibration_s: float = 8.0,
                  profile_name: str | None = None, profile_loader=None, recorder=None, sound=None,
-                 queue_size: int = 128, block_when_full: bool = False, source_name: str = "",
+                 display_rate_hz: float = 50.0, queue_size: int = 128, block_when_full: bool = False,
+                 source_name: str = "",
                  clock=time.monotonic):
         self.source = source
         self.settings = settings or PipelineSettings()
@@ -219,6 +232,7 @@ class LiveWorker:
         self.recorder = recorder
         self.sound = sound
         self.block_when_full = block_when_full
+        self.display_rate_hz = float(display_rate_hz)
         self.source_name = source_name
         self.output: queue.Queue = queue.Queue(maxsize=max(2, int(queue_size)))
         self._clock = clock
@@ -310,6 +324,7 @@ class LiveWorker:
         self.state = StateLogic(n_ch, fs, self.mode)
         self.electrodes = ElectrodeCheck(n_ch, fs, info.units)
         self._last_valid = np.zeros(n_ch)
+        self.decimator = DisplayDecimator(n_ch, max(1, int(round(fs / self.display_rate_hz))))
         self._guided: GuidedCalibration | None = None
         self._pipeline = None
         self._detector: ThresholdDetector | None = None
@@ -397,6 +412,7 @@ class LiveWorker:
             self._build_pipeline(self._detector.baseline if self._detector is not None else self.baseline)
         self.state.reset()
         self.electrodes.reset()
+        self.decimator.reset()
         self._shown_baseline = None  # resend the thresholds with the next block
 
     def _run_commands(self, carry: _Carry, sample: int) -> None:
@@ -445,6 +461,7 @@ class LiveWorker:
             prompt = self._guided.prompt
             if self._guided.finished:
                 self._finish_guided(carry)
+                prompt = ""
         elif detector.calibrating:
             settle = getattr(detector.settings, "settle_s", 0.0)
             left = settle + self.calibration_s - self._samples_since_build / fs
@@ -465,9 +482,11 @@ class LiveWorker:
             self.sound.update(levels, self._thresholds, states)
         carry.events.extend(events)
         filtered = out.layers["filtered"]
-        peaks = np.abs(filtered).max(axis=1) if filtered.shape[1] else np.zeros(info.n_channels)
+        peaks = envelope.max(axis=1) if envelope.shape[1] else np.zeros(info.n_channels)
+        traces = self.decimator.process(chunk.first_sample, filtered, envelope)
         return LiveBlock(
             first_sample=chunk.first_sample, t_source=t_source, filtered=filtered, peaks=peaks,
+            traces=traces,
             envelope=envelope, states=tuple(states), levels=levels, quality=tuple(quality),
             calibration=prompt, samples_lost=self.samples_lost, position_s=chunk.stop / fs,
             paused=bool(getattr(self.source, "paused", False)))

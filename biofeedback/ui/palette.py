@@ -40,9 +40,12 @@ EVENT_COLOURS = {
     "marker": REDDISH_PURPLE,
 }
 
+#: Darker text for labels whose marker colour is too light to read as text.
+LABEL_COLOURS = {"contraction": "#8A5A00", "gap": "#555555", "check electrode": "#555555"}
+
 #: Trace colours: the filtered signal is a light backdrop, the envelope the
 #: line to read.
-FILTERED_PEN = "#A8A8A8"
+FILTERED_PEN = "#C4C4C4"
 ENVELOPE_PEN = BLACK
 REST_BAND = (0, 114, 178, 40)  # BLUE, translucent
 TARGET_ZONE = BLUISH_GREEN
