@@ -6,12 +6,20 @@ rest period is marked, it is estimated from the quietest windows of the
 whole recording, which needs the envelope of every sample before detection
 starts. So the analysis runs in two passes:
 
-1. band-pass, notch and envelope over the stream (keeping the envelope and
-   feeding the quiet-window estimator);
-2. the detector over the kept envelope, with that baseline.
+1. band-pass, notch (and, for trunk/pelvic sites, heartbeat suppression) and
+   envelope over the stream, keeping the envelope and the cue track, feeding
+   the quiet-window estimator and the signal-quality monitor;
+2. the detector, with its classifier, over the kept envelope, with the
+   baseline from a saved calibration, from a marked rest period (checked:
+   long enough, quiet, not flat) or from the quietest windows that the
+   quality check did not flag.
 
 Detection in pass 2 is the very same causal stage as live, so the events of
-a batch run equal those of a live run given the same baseline.
+a batch run equal those of a live run given the same baseline. Batch adds
+what needs the whole recording: the quality spans (electrode off, motion)
+drop the activations they overlap, and saturation marks them; channels that
+are flat or saturated throughout, or whose marked rest was not at rest, are
+not analysed, with a message saying why.
 """
 
 from __future__ import annotations
@@ -22,10 +30,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from biofeedback.core.types import Chunk, Event, StreamInfo
-from biofeedback.detect.baseline import Baseline, QuietWindowBaseline, baseline_from_rest
+from biofeedback.detect.baseline import Baseline, QuietWindowBaseline
+from biofeedback.detect.calibration import MIN_REST_S, Calibration, calibrate, mvc_from_envelope
+from biofeedback.detect.classify import (
+    ACTIVATION_KINDS, KINDS, ClassifierSettings, CueMap, EventClassifier, chunk_cues,
+)
+from biofeedback.detect.ecg import ECGSuppressor
+from biofeedback.detect.quality import DROPPING_FLAGS, FLAGS, QualityMonitor, QualitySettings, overlaps
 from biofeedback.detect.threshold import ThresholdDetector
 from biofeedback.dsp.mains import detect_mains
-from biofeedback.dsp.settings import PipelineSettings, build_pipeline
+from biofeedback.dsp.settings import PipelineSettings, build_pipeline, resolve_ecg
 from biofeedback.errors import ParameterError
 
 
@@ -39,7 +53,9 @@ class AnalysisResult:
     n_samples : int
         Samples per channel analysed.
     events : list of Event
-        Detected events, sorted by onset then channel.
+        Detected events, sorted by onset then channel: activations (kinds of
+        :data:`~biofeedback.detect.classify.KINDS`) and quality spans (kinds
+        of :data:`~biofeedback.detect.quality.FLAGS`).
     baseline : Baseline
         Resting level and spread of the envelope per channel.
     thresholds : tuple of ndarray
@@ -48,6 +64,23 @@ class AnalysisResult:
         Notched mains frequency.
     mains_note : str
         How the mains frequency was decided.
+    ecg_note : str
+        Whether heartbeat suppression ran, and why.
+    quality : QualityReport or None
+    messages : dict of str to str
+        Per channel, why it was not analysed (flat, saturated, rest not
+        quiet); channels analysed normally are absent.
+    dropped : dict of str to int
+        Per channel, activations dropped because they overlapped an
+        electrode-off or motion span.
+    calibration : Calibration or None
+        The calibration made from the rest period, or the one loaded.
+    has_cues : bool
+        Whether a cue track classified the activations.
+    delay_samples : int
+        Envelope lag behind the raw signal (heartbeat suppression).
+    heartbeats_removed : ndarray or None
+        Heartbeats subtracted per channel (heartbeat suppression on).
     """
 
     info: StreamInfo
@@ -58,6 +91,14 @@ class AnalysisResult:
     mains_hz: float | None
     mains_note: str = ""
     extra: dict = field(default_factory=dict)
+    ecg_note: str = ""
+    quality: object = None
+    messages: dict = field(default_factory=dict)
+    dropped: dict = field(default_factory=dict)
+    calibration: Calibration | None = None
+    has_cues: bool = False
+    delay_samples: int = 0
+    heartbeats_removed: np.ndarray | None = None
 
     @property
     def duration_s(self) -> float:
@@ -66,7 +107,7 @@ class AnalysisResult:
     def summary_rows(self, file: str = "") -> list[dict]:
         """One row per channel for ``summary.csv``."""
         rows = []
-        kinds = sorted({e.kind for e in self.events} | {"contraction"})
+        kinds = list(KINDS) + sorted({e.kind for e in self.events} - set(KINDS) - set(FLAGS))
         for ch, name in enumerate(self.info.ch_names):
             mine = [e for e in self.events if e.channel == name]
             durations = [e.duration_s for e in mine if e.kind == "contraction"]
@@ -82,11 +123,24 @@ class AnalysisResult:
                 "off_threshold": float(self.thresholds[1][ch]),
                 "mains_hz": "" if self.mains_hz is None else self.mains_hz,
                 "baseline_method": self.baseline.method,
+                "status": "not analysed" if name in self.messages else "ok",
+                "status_reason": self.messages.get(name, ""),
+                "cues": "yes" if self.has_cues else "no",
             }
+            if self.baseline.mvc is not None:
+                row["mvc"] = float(self.baseline.mvc[ch])
             for kind in kinds:
                 row[f"n_{kind}"] = sum(1 for e in mine if e.kind == kind)
             row["mean_contraction_s"] = float(np.mean(durations)) if durations else ""
             row["longest_contraction_s"] = float(np.max(durations)) if durations else ""
+            row["n_dropped_artefact"] = self.dropped.get(name, 0)
+            if self.quality is not None:
+                for flag in FLAGS:
+                    row[f"{flag}_s"] = round(self.quality.flagged_seconds(flag, ch), 3)
+                bpm = self.quality.ecg_bpm[ch]
+                row["ecg_bpm"] = round(float(bpm), 1) if np.isfinite(bpm) else ""
+            if self.heartbeats_removed is not None:
+                row["heartbeats_removed"] = int(self.heartbeats_removed[ch])
             rows.append(row)
         return rows
 
@@ -105,7 +159,12 @@ def _take_probe(chunks, fs, probe_s):
 
 
 def analyze_stream(info: StreamInfo, chunks, settings: PipelineSettings | None = None, *,
-                   rest: tuple[float, float] | None = None, probe_s: float = 10.0) -> AnalysisResult:
+                   rest: tuple[float, float] | None = None, probe_s: float = 10.0,
+                   mvc: tuple[float, float] | None = None, calibration: Calibration | None = None,
+                   classify: bool = True, classifier: ClassifierSettings | None = None,
+                   cue_map: CueMap | None = None, quality: bool = True,
+                   quality_settings: QualitySettings | None = None,
+                   min_rest_s: float = MIN_REST_S) -> AnalysisResult:
     """Analyse a stream of chunks (see module docstring).
 
     Parameters
@@ -113,28 +172,50 @@ def analyze_stream(info: StreamInfo, chunks, settings: PipelineSettings | None =
     info : StreamInfo
         Metadata of the stream.
     chunks : iterable of Chunk
-        Consecutive chunks ``(n_channels, n)`` of raw samples.
+        Consecutive chunks ``(n_channels, n)`` of raw samples; their cue
+        labels (``chunk.cues`` or a reader's ``layers["cues"]``) classify the
+        activations.
     settings : PipelineSettings, optional
         Processing settings (defaults if None).
     rest : (float, float), optional
-        Start and end in seconds of a rest period to take the baseline from;
-        None estimates it from the quietest windows.
+        Start and end in seconds of a rest period to calibrate from (checked,
+        see :func:`~biofeedback.detect.calibration.calibrate`); None
+        estimates the baseline from the quietest windows.
     probe_s : float
         Seconds read first to detect the mains frequency when
-        ``settings.mains == "auto"``.
+        ``settings.mains == "auto"`` and to learn the heartbeat.
+    mvc : (float, float), optional
+        Start and end in seconds of a maximum voluntary contraction.
+    calibration : Calibration, optional
+        A saved calibration to use instead of ``rest`` (must fit the
+        stream's channels, units and processing).
+    classify : bool
+        Classify activations (needs cues for anything but ``contraction``)
+        and report elevated tone (without cues only against a calibrated
+        rest: ``rest`` or ``calibration``).
+    classifier : ClassifierSettings, optional
+    cue_map : CueMap, optional
+        How cue labels map to rest/contract.
+    quality : bool
+        Run the signal-quality check (flags, channel status, dropping).
+    quality_settings : QualitySettings, optional
+    min_rest_s : float
+        Shortest rest accepted with ``rest``.
 
     Returns
     -------
     AnalysisResult
     """
     settings = settings or PipelineSettings()
+    cue_map = cue_map or CueMap()
     chunks = iter(chunks)
+    probe = _take_probe(chunks, info.fs, probe_s)
+    chunks = itertools.chain(probe, chunks)
+    probe_raw = np.concatenate([c.data for c in probe], axis=1) if probe else None
     mains_note = f"mains notch: {settings.mains}"
     if str(settings.mains) == "auto":
-        probe = _take_probe(chunks, info.fs, probe_s)
-        chunks = itertools.chain(probe, chunks)
-        if probe:
-            estimate = detect_mains(np.concatenate([c.data for c in probe], axis=1), info.fs)
+        if probe_raw is not None:
+            estimate = detect_mains(probe_raw, info.fs)
             mains_hz = estimate.mains_hz
             mains_note = estimate.describe()
         else:
@@ -144,35 +225,108 @@ def analyze_stream(info: StreamInfo, chunks, settings: PipelineSettings | None =
     else:
         mains_hz = float(settings.mains)
 
-    pipeline = build_pipeline(settings, info, mains_hz=mains_hz, detect=False)
+    requested = settings
+    settings = resolve_ecg(settings, probe_raw, info.fs)
+    ecg_note = "heartbeat suppression: " + ("on" if settings.ecg_enabled() else "off")
+    if requested.ecg == "auto" and settings.ecg_enabled() and not requested.ecg_enabled():
+        ecg_note += " (a regular heart rhythm was found in the first seconds)"
+    pipeline = build_pipeline(settings, info, mains_hz=mains_hz, detect=False, ecg_prime=probe_raw)
+    delay = settings.delay_samples(info.fs)
     quiet = QuietWindowBaseline(info.fs, skip_s=settings.detector.settle_s)
+    monitor = QualityMonitor(info, quality_settings, mains_hz=mains_hz, prime=probe_raw) if quality else None
     kept: list[Chunk] = []
     n_samples = 0
+    has_cues = False
     for chunk in chunks:
         out = pipeline.process(chunk)
-        kept.append(Chunk(out.data, out.first_sample, info))
+        labels = chunk_cues(chunk)
+        codes = None
+        if labels is not None:
+            codes = cue_map.codes(labels)
+            has_cues = has_cues or bool(np.any(codes >= 0))
+        kept.append(Chunk(out.data, out.first_sample, info, cues=codes))
         n_samples = out.stop
-        if rest is None:
+        if rest is None and calibration is None:
             quiet.update(out.data, out.first_sample)
+        if monitor is not None:
+            monitor.update(chunk.data, chunk.first_sample)
     if n_samples == 0:
         raise ParameterError("recording", "at least one sample", "no samples")
+    report = monitor.finish() if monitor is not None else None
+    messages: dict[str, str] = {}
+    if report is not None:
+        for name, status in zip(info.ch_names, report.status):
+            if not status.ok:
+                messages[name] = status.message
 
-    if rest is None:
-        baseline = quiet.result()
-    else:
-        start, stop = (int(round(t * info.fs)) for t in rest)
+    def envelope_span(span, what):
+        start, stop = (int(round(t * info.fs)) for t in span)
         if stop > n_samples:
-            raise ParameterError("rest period (s)", f"within the recording (0-{n_samples / info.fs:g} s)",
-                                 f"{rest[0]:g}:{rest[1]:g}")
+            raise ParameterError(what, f"within the recording (0-{n_samples / info.fs:g} s)",
+                                 f"{span[0]:g}:{span[1]:g}")
         envelope = np.concatenate([c.data for c in kept], axis=1)
-        baseline = baseline_from_rest(envelope[:, start:stop], f"rest period {rest[0]:g}-{rest[1]:g} s")
+        return envelope[:, min(start + delay, n_samples):min(stop + delay, n_samples)]
 
-    detector = ThresholdDetector(baseline, settings.detector)
-    events: list[Event] = []
+    made = None
+    if calibration is not None:
+        problem = calibration.mismatch(info.ch_names, info.units, settings)
+        if problem:
+            raise ParameterError("calibration profile", "one made for this kind of recording", problem)
+        baseline = calibration.baseline()
+        issues = calibration.issues
+        made = calibration
+    elif rest is not None:
+        rest_env = envelope_span(rest, "rest period (s)")
+        mvc_env = envelope_span(mvc, "MVC period (s)") if mvc is not None else None
+        made = calibrate(rest_env, info.fs, info.ch_names, info.units, settings, detector=settings.detector,
+                         mvc_envelope=mvc_env, min_rest_s=min_rest_s,
+                         method=f"rest period {rest[0]:g}-{rest[1]:g} s")
+        baseline = made.baseline()
+        issues = made.issues
+    else:
+        exclude = None
+        if report is not None:
+            exclude = [[(a + delay, b + delay) for a, b in spans] for spans in report.exclusion_spans()]
+        baseline = quiet.result(exclude=exclude)
+        issues = []
+        if mvc is not None:
+            mvc_values = mvc_from_envelope(envelope_span(mvc, "MVC period (s)"), info.fs)
+            weak = ~(mvc_values > settings.detector.min_ratio_on * baseline.level)
+            baseline = baseline.with_mvc(np.where(weak, np.nan, mvc_values))
+    for issue in issues:
+        if issue.stops_detection:
+            messages.setdefault(issue.channel, issue.message)
+
+    # Without cues, tone is only judged against a calibrated rest (see EventClassifier).
+    clf = EventClassifier(classifier, cue_map, coded_cues=True,
+                          tone_without_cues=made is not None) if classify else None
+    detector = ThresholdDetector(baseline, settings.detector, delay_samples=delay, classifier=clf)
+    for name in messages:
+        detector.disable_channel(info.ch_names.index(name), messages[name])
+    found: list[Event] = []
     for chunk in kept:
-        events.extend(detector.process(chunk).events)
-    events.extend(detector.flush())
+        found.extend(detector.process(chunk).events)
+    found.extend(detector.flush())
+
+    events: list[Event] = []
+    dropped = {name: 0 for name in info.ch_names}
+    fs = info.fs
+    for e in found:
+        ch = info.ch_names.index(e.channel)
+        if report is not None:
+            margin = report.window / fs
+            bad = [span for flag in DROPPING_FLAGS for span in report.spans[flag][ch]]
+            if overlaps(e, bad, fs, margin_s=margin):
+                if e.kind in ACTIVATION_KINDS:
+                    dropped[e.channel] += 1
+                continue  # elevated tone over an artefact is not tone either
+            if e.kind in ACTIVATION_KINDS and overlaps(e, report.spans["saturation"][ch], fs):
+                e = Event(e.kind, e.channel, e.onset_s, e.offset_s, e.peak, {**dict(e.extra), "quality": "saturation"})
+        events.append(e)
+    if report is not None:
+        events.extend(report.events())
     events.sort(key=lambda e: (e.onset_s, info.ch_names.index(e.channel)))
+    suppressor = pipeline.find(ECGSuppressor)
     return AnalysisResult(
         info=info,
         n_samples=n_samples,
@@ -181,22 +335,34 @@ def analyze_stream(info: StreamInfo, chunks, settings: PipelineSettings | None =
         thresholds=(detector.on_threshold, detector.off_threshold),
         mains_hz=mains_hz,
         mains_note=mains_note,
+        ecg_note=ecg_note,
+        quality=report,
+        messages=messages,
+        dropped=dropped,
+        calibration=made,
+        has_cues=has_cues,
+        delay_samples=delay,
+        heartbeats_removed=None if suppressor is None else suppressor.n_subtracted.copy(),
     )
 
 
 def analyze_recording(recording, settings: PipelineSettings | None = None, *, rest=None,
-                      chunk_s: float = 1.0) -> AnalysisResult:
+                      chunk_s: float = 1.0, **kwargs) -> AnalysisResult:
     """Analyse a :class:`~biofeedback.core.types.Recording` held in memory.
 
     Parameters
     ----------
     recording : Recording
+        Its ``cues`` (if any) classify the activations.
     settings : PipelineSettings, optional
     rest : (float, float), optional
         Rest period in seconds for the baseline.
     chunk_s : float
         Chunk length in seconds used to stream the array (the result does
         not depend on it).
+    **kwargs
+        Further options of :func:`analyze_stream` (``mvc``, ``calibration``,
+        ``classify``, ``quality``...).
     """
     size = max(1, int(round(chunk_s * recording.info.fs)))
-    return analyze_stream(recording.info, recording.chunks(size), settings, rest=rest)
+    return analyze_stream(recording.info, recording.chunks(size), settings, rest=rest, **kwargs)

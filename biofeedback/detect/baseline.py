@@ -36,17 +36,30 @@ class Baseline:
         Robust spread (1.4826 * MAD) of the envelope at rest.
     method : str
         How it was obtained (for reports).
+    mvc : ndarray, shape (n_channels,), optional
+        Envelope of a maximum voluntary contraction per channel (NaN where
+        not measured), for thresholds in %MVC; None without an MVC.
     """
 
     level: np.ndarray
     sigma: np.ndarray
     method: str = ""
+    mvc: np.ndarray | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "level", np.atleast_1d(np.asarray(self.level, dtype=float)))
         object.__setattr__(self, "sigma", np.atleast_1d(np.asarray(self.sigma, dtype=float)))
         if self.level.shape != self.sigma.shape:
             raise ParameterError("baseline", "level and sigma of the same shape", (self.level.shape, self.sigma.shape))
+        if self.mvc is not None:
+            mvc = np.atleast_1d(np.asarray(self.mvc, dtype=float))
+            if mvc.shape != self.level.shape:
+                raise ParameterError("baseline MVC", f"one value per channel ({self.level.shape[0]})", mvc.shape)
+            object.__setattr__(self, "mvc", mvc)
+
+    def with_mvc(self, mvc) -> "Baseline":
+        """Return a copy with an MVC per channel (None removes it)."""
+        return Baseline(self.level, self.sigma, self.method, mvc)
 
     @property
     def n_channels(self) -> int:
@@ -159,8 +172,17 @@ class QuietWindowBaseline:
             self._parts.append(np.array(env[:, offset::self.step], dtype=float))
         self._n_seen = max(self._n_seen, first_sample + env.shape[1])
 
-    def result(self) -> Baseline:
-        """The baseline over what was fed so far."""
+    def result(self, exclude=None) -> Baseline:
+        """The baseline over what was fed so far.
+
+        Parameters
+        ----------
+        exclude : sequence of sequences of (int, int), optional
+            Per channel, ``(start, stop)`` sample spans to leave out (signal
+            problems found by the quality check: a flat electrode-off span
+            would otherwise be the "quietest" window of all). Windows that
+            touch a span are not ranked.
+        """
         if not self._parts:
             raise ParameterError("baseline", "some envelope samples", "none")
         kept = np.concatenate(self._parts, axis=1)
@@ -170,11 +192,31 @@ class QuietWindowBaseline:
             return baseline_from_rest(kept, "whole recording (shorter than one window)")
         windows = kept[:, : n_windows * per_window].reshape(kept.shape[0], n_windows, per_window)
         medians = np.median(windows, axis=2)  # (n_ch, n_windows)
-        n_take = min(n_windows, max(self.min_windows, int(np.ceil(self.fraction * n_windows))))
-        order = np.argsort(medians, axis=1)[:, :n_take]
+        usable = np.ones(medians.shape, dtype=bool)
+        if exclude is not None:
+            # Window k holds kept samples k*per_window ... of absolute index
+            # skip + offset + j*step; its span in samples is [w0, w1).
+            first_index = self.skip + ((-self.skip) % self.step)
+            w0 = first_index + np.arange(n_windows) * per_window * self.step
+            w1 = w0 + per_window * self.step
+            for ch, spans in enumerate(exclude):
+                for a, b in spans:
+                    usable[ch] &= ~((w0 < b) & (w1 > a))
         level = np.empty(kept.shape[0])
         sigma = np.empty(kept.shape[0])
+        takes = []
         for ch in range(kept.shape[0]):
-            samples = windows[ch, order[ch]].ravel()
-            level[ch], sigma[ch] = robust_level_and_sigma(samples)
-        return Baseline(level, sigma, f"quietest {n_take} of {n_windows} windows of {self.window_s:g} s")
+            candidates = np.flatnonzero(usable[ch])
+            if candidates.size == 0:  # every window flagged: fall back to all
+                candidates = np.arange(n_windows)
+            n_take = min(candidates.size, max(self.min_windows, int(np.ceil(self.fraction * candidates.size))))
+            order = candidates[np.argsort(medians[ch, candidates], kind="stable")[:n_take]]
+            level[ch], sigma[ch] = robust_level_and_sigma(windows[ch, order].ravel())
+            takes.append((n_take, candidates.size))
+        n_take, n_usable = takes[0]
+        what = f"quietest {n_take} of {n_usable} windows of {self.window_s:g} s"
+        if n_usable < n_windows and all(t == takes[0] for t in takes):
+            what += f" ({n_windows - n_usable} flagged windows left out)"
+        elif any(t != takes[0] for t in takes):
+            what = f"quietest half of the unflagged windows of {self.window_s:g} s"
+        return Baseline(level, sigma, what)

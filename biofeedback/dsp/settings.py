@@ -13,6 +13,7 @@ import numpy as np
 
 from biofeedback.core.types import StreamInfo
 from biofeedback.detect.baseline import Baseline
+from biofeedback.detect.ecg import ECGSettings, ECGSuppressor
 from biofeedback.detect.threshold import DetectorSettings, ThresholdDetector
 from biofeedback.dsp.base import Pipeline
 from biofeedback.dsp.envelope import LinearEnvelope, RMSEnvelope
@@ -33,6 +34,10 @@ PRESETS = {
     "pelvic": (30.0, None, 4),
     "hobby": (10.0, None, 2),
 }
+
+#: Presets for sites where the heart's activity reaches the electrodes:
+#: heartbeat suppression (:mod:`biofeedback.detect.ecg`) is on by default.
+ECG_PRESETS = ("trunk", "pelvic")
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,14 @@ class PipelineSettings:
         Low-pass cut-off of the linear envelope in Hz.
     detector : DetectorSettings
         Thresholds and durations of the detector.
+    ecg : str
+        Heartbeat suppression: ``"auto"`` (on for the ``trunk`` and
+        ``pelvic`` presets; batch analysis also turns it on when the first
+        seconds show a regular heart rhythm, see :func:`resolve_ecg`),
+        ``"on"`` or ``"off"``. It delays the filtered signal and the
+        envelope by about 0.15 s (events keep raw-signal times).
+    ecg_settings : ECGSettings
+        Beat detection and template parameters.
     """
 
     preset: str = "default"
@@ -73,8 +86,12 @@ class PipelineSettings:
     rms_window_s: float = 0.1
     linear_cutoff_hz: float = 6.0
     detector: DetectorSettings = field(default_factory=DetectorSettings)
+    ecg: str = "auto"
+    ecg_settings: ECGSettings = field(default_factory=ECGSettings)
 
     def __post_init__(self):
+        if self.ecg not in ("auto", "on", "off"):
+            raise ParameterError("ecg", "auto, on or off", self.ecg)
         if self.preset not in PRESETS:
             raise ParameterError("preset", f"one of {', '.join(PRESETS)}", self.preset)
         if str(self.mains) not in ("auto", "50", "60", "off", "50.0", "60.0"):
@@ -90,6 +107,14 @@ class PipelineSettings:
             high if self.high_hz is None else float(self.high_hz),
             order if self.order is None else int(self.order),
         )
+
+    def ecg_enabled(self) -> bool:
+        """True when heartbeat suppression runs."""
+        return self.ecg == "on" or (self.ecg == "auto" and self.preset in ECG_PRESETS)
+
+    def delay_samples(self, fs: float) -> int:
+        """Samples by which the envelope lags the raw signal (0 without ECG suppression)."""
+        return ECGSuppressor.delay_samples(self.ecg_settings, fs) if self.ecg_enabled() else 0
 
     def replace(self, **changes) -> "PipelineSettings":
         """Return a copy with some fields replaced."""
@@ -126,9 +151,30 @@ def resolve_mains(settings: PipelineSettings, probe=None, fs=None):
     return detect_mains(probe, fs).mains_hz
 
 
+def resolve_ecg(settings: PipelineSettings, probe=None, fs=None) -> PipelineSettings:
+    """Settings with heartbeat suppression decided (``ecg`` "on" or "off").
+
+    ``"auto"`` is on for the trunk and pelvic presets, and for any site
+    whose first seconds (``probe``, raw samples) show a regular QRS rhythm:
+    heartbeats also reach limb electrodes near the chest or with a distant
+    reference (the emgGO tibialis sample carries one at 79 bpm throughout),
+    and every beat would otherwise be a contraction.
+    """
+    if settings.ecg != "auto":
+        return settings
+    if settings.ecg_enabled():
+        return settings.replace(ecg="on")
+    if probe is not None and fs is not None and np.asarray(probe).shape[-1] >= int(4 * fs):
+        from biofeedback.detect.ecg import heartbeat_found
+
+        found, _ = heartbeat_found(probe, fs, settings.ecg_settings)
+        return settings.replace(ecg="on" if found else "off")
+    return settings.replace(ecg="off")
+
+
 def build_pipeline(settings: PipelineSettings, info: StreamInfo, *, mains_hz=None,
                    baseline: Baseline | None = None, detect: bool = True,
-                   calibration_s: float = 5.0) -> Pipeline:
+                   calibration_s: float = 5.0, classifier=None, ecg_prime=None) -> Pipeline:
     """Build the processing pipeline for a stream.
 
     Parameters
@@ -146,13 +192,21 @@ def build_pipeline(settings: PipelineSettings, info: StreamInfo, *, mains_hz=Non
         Append the detector (default True).
     calibration_s : float
         Rest period used by the detector when ``baseline`` is None.
+    classifier : EventClassifier, optional
+        Relabels the detector's events (see :mod:`biofeedback.detect.classify`).
+    ecg_prime : ndarray, shape (n_channels, n), optional
+        First seconds of raw signal to learn the heartbeat from before the
+        stream starts (see :meth:`ECGSuppressor.prime`), when heartbeat
+        suppression is on.
 
     Returns
     -------
     Pipeline
         Stages ``filtered`` (band-pass and optional notch, run as one
-        cascade), ``envelope`` and optional ``detector``. The output chunk holds the envelope, with the filtered
-        signal in ``layers["filtered"]``.
+        cascade; with heartbeat suppression, an
+        :class:`~biofeedback.detect.ecg.ECGSuppressor` around that cascade),
+        ``envelope`` and optional ``detector``. The output chunk holds the
+        envelope, with the filtered signal in ``layers["filtered"]``.
     """
     low, high, order = settings.band()
     filters = [BandPass(low, high, order)]
@@ -163,6 +217,13 @@ def build_pipeline(settings: PipelineSettings, info: StreamInfo, *, mains_hz=Non
     cascade = FilterCascade(filters)
     cascade.design(info.fs)  # fail now, with the parameter named, not on the first chunk
     stages = [cascade]
+    delay = 0
+    if settings.ecg_enabled():
+        suppressor = ECGSuppressor(cascade, settings.ecg_settings)
+        if ecg_prime is not None:
+            suppressor.prime(ecg_prime, info)
+        stages = [suppressor]
+        delay = settings.delay_samples(info.fs)
     if settings.envelope == "rms":
         stages.append(RMSEnvelope(settings.rms_window_s))
     else:
@@ -170,7 +231,8 @@ def build_pipeline(settings: PipelineSettings, info: StreamInfo, *, mains_hz=Non
         envelope.design(info.fs)  # fail now, naming the cut-off
         stages.append(envelope)
     if detect:
-        stages.append(ThresholdDetector(baseline, settings.detector, calibration_s=calibration_s))
+        stages.append(ThresholdDetector(baseline, settings.detector, calibration_s=calibration_s,
+                                        delay_samples=delay, classifier=classifier))
     return Pipeline(stages, keep=("filtered",))
 
 

@@ -1,0 +1,635 @@
+"""Heartbeat (ECG) contamination: beat detection and suppression.
+
+At trunk and pelvic-floor sites the heart's electrical activity reaches the
+EMG electrodes. Each QRS complex is a sharp spike of 80-120 ms whose energy
+lies mostly below 30 Hz but which leaks into the EMG band; in a moving-RMS
+envelope every heartbeat then looks like a short contraction, 40-200 times
+a minute. A 30 Hz high-pass (the ``trunk``/``pelvic`` presets) removes much
+of it (Drake & Callaghan 2006, J Electromyogr Kinesiol 16:175-187, compared
+the usual removal methods); what is left is removed here by **template
+subtraction**: the beats are found on a 5-30 Hz band where the QRS stands
+out, the EMG-band waveform of the recent beats is averaged (a median, so
+that a beat falling inside a muscle burst does not spoil it), and that
+template is subtracted from the EMG-band signal at each new beat.
+
+Both parts are causal and decide on sample indices only, so any chunking of
+a stream gives the same output.
+
+* :class:`BeatDetector` finds QRS complexes in raw samples, one channel at a
+  time: a run of the smoothed 5-30 Hz energy above an adaptive threshold,
+  no wider than a QRS complex, at least a refractory period after the
+  previous beat. Its fiducial point is the run's energy maximum. It reports
+  each beat when the run ends (a few tens of milliseconds after the peak).
+* :class:`ECGSuppressor` is the EMG band-pass stage with the subtraction
+  built in. After subtracting, it also scales the beat's span down to the
+  RMS of the 100 ms before it when the span is still stronger (a gate for
+  what an imperfect template leaves; inside a muscle burst the span is as
+  strong as its surroundings and is left alone). To work on samples that
+  precede the moment a beat is recognised, it delays its output by
+  :attr:`ECGSuppressor.delay_s` (0.15 s); the detector then dates events
+  back by the same delay, so reported times stay those of the raw signal.
+  Batch analysis primes it with the first seconds
+  (:meth:`ECGSuppressor.prime`) so that the first beats are removed too.
+* :func:`regular_runs` finds the stretches where beats come at a regular
+  heart rhythm; the quality check reports them as ``ecg`` spans.
+
+A template is only subtracted where the new beat has the template's shape
+(correlation on the 5-30 Hz band of at least ``min_similarity``): QRS
+complexes of one person repeat almost identically, muscle activity does
+not, so an EMG burst that happens to cross the beat threshold is left
+alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import signal
+
+from biofeedback.core.types import Chunk, StreamInfo
+from biofeedback.dsp.base import Stage
+from biofeedback.dsp.filters import FilterCascade
+from biofeedback.errors import ParameterError
+
+OUT, IN, SKIP = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class ECGSettings:
+    """Parameters of beat detection and template subtraction.
+
+    Defaults and where they come from:
+
+    * ``band_hz = (5, 30)``: the QRS complex has most of its energy between
+      5 and 30 Hz (the band classic QRS detectors such as Pan & Tompkins
+      1985 use), below most surface-EMG power.
+    * ``max_qrs_s = 0.16``: a normal QRS lasts 80-120 ms; with the 30 ms
+      smoothing, a run of energy wider than 160 ms is not a heartbeat (a
+      muscle burst or a movement).
+    * ``refractory_s = 0.3``: no second beat within 300 ms, i.e. at most 200
+      beats per minute (the range the quality check looks for is 40-200
+      bpm); it also keeps the T wave from counting as a beat.
+    * ``peak_fraction = 0.3``: the threshold sits at 30 % of the median
+      energy peak of the recent beats (Pan-Tompkins-style adaptive
+      threshold), ``noise_factor = 8`` times the median energy of the last
+      two seconds at least, so that background EMG alone does not make
+      beats.
+    * ``pre_s = 0.1``, ``post_s = 0.05``: the template covers 100 ms before
+      and 50 ms after the fiducial point, which (through the causal band-pass
+      and smoothing) lies 40-50 ms after the R peak, so the template holds
+      the whole QRS complex (R +- 50 ms).
+    * ``history = 8`` beats make the median template (5 s at 100 bpm: it
+      follows slow changes of the QRS amplitude with breathing).
+    * ``min_similarity = 0.6``: correlation with the template needed to
+      subtract.
+    """
+
+    band_hz: tuple = (5.0, 30.0)
+    smooth_s: float = 0.03
+    max_qrs_s: float = 0.16
+    refractory_s: float = 0.3
+    peak_fraction: float = 0.3
+    noise_factor: float = 8.0
+    learn_s: float = 2.0
+    pre_s: float = 0.1
+    post_s: float = 0.05
+    history: int = 8
+    min_beats: int = 2
+    min_similarity: float = 0.6
+    max_shift_s: float = 0.004
+    ref_s: float = 0.1
+
+    def __post_init__(self):
+        low, high = self.band_hz
+        if not 0 < low < high:
+            raise ParameterError("ECG band (Hz)", "0 < low < high", self.band_hz)
+        for name in ("smooth_s", "max_qrs_s", "refractory_s", "learn_s", "pre_s", "post_s"):
+            if not getattr(self, name) > 0:
+                raise ParameterError(f"ECG {name}", "a positive duration in seconds", getattr(self, name))
+        if not 0 < self.peak_fraction < 1:
+            raise ParameterError("ECG peak_fraction", "a number between 0 and 1", self.peak_fraction)
+        if self.history < 1 or self.min_beats < 1:
+            raise ParameterError("ECG history", "at least one beat", (self.history, self.min_beats))
+
+    @property
+    def delay_s(self) -> float:
+        """Output delay of :class:`ECGSuppressor` in seconds (the template span).
+
+        A beat is handled once ``post_s`` has passed after its fiducial point,
+        when the whole span is in hand, and the span must not have been
+        released yet: hence ``pre_s + post_s``. A beat whose energy run ends
+        later than ``post_s`` after its peak (rare: the run ends as soon as
+        the energy falls below 30 % of a typical peak) is left alone.
+        """
+        return self.pre_s + self.post_s
+
+
+def _band_sos(settings: ECGSettings, fs: float) -> np.ndarray:
+    low, high = settings.band_hz
+    high = min(high, 0.45 * fs)
+    if not low < high:
+        raise ParameterError("ECG band (Hz)", f"a band below {0.45 * fs:g} Hz for fs = {fs:g} Hz", settings.band_hz)
+    return signal.butter(2, [low, high], btype="bandpass", output="sos", fs=fs)
+
+
+class _BeatState:
+    __slots__ = ("mode", "run_start", "best", "best_val", "last_beat", "peaks", "learn_max", "level")
+
+    def __init__(self):
+        self.level = 0.0  # median energy of the recent beats
+        self.mode = OUT
+        self.run_start = 0
+        self.best = 0
+        self.best_val = -np.inf
+        self.last_beat = -(1 << 60)
+        self.peaks: list[float] = []  # energy of the recent accepted beats
+        self.learn_max = 0.0
+
+
+class BeatDetector:
+    """Streaming QRS detector (see module docstring), one state per channel.
+
+    Parameters
+    ----------
+    fs : float
+        Sampling rate in Hz.
+    n_channels : int
+    settings : ECGSettings
+
+    Notes
+    -----
+    :meth:`update` takes raw samples and returns the fiducial sample index of
+    each beat confirmed in them. The 5-30 Hz band (``band``) and smoothed
+    energy (``energy``) of the last chunk are kept for the suppressor.
+    """
+
+    def __init__(self, fs: float, n_channels: int, settings: ECGSettings | None = None):
+        self.settings = s = settings or ECGSettings()
+        self.fs = float(fs)
+        self.n_channels = int(n_channels)
+        self.sos = _band_sos(s, self.fs)
+        self._zi = None
+        self.smooth = max(1, int(round(s.smooth_s * fs)))
+        self._tail = np.zeros((n_channels, self.smooth))
+        self.max_run = max(1, int(round(s.max_qrs_s * fs)))
+        self.refractory = max(1, int(round(s.refractory_s * fs)))
+        self.learn = max(1, int(round(s.learn_s * fs)))
+        self.block = max(1, int(round(0.25 * fs)))
+        self._block_parts: list[np.ndarray] = []
+        self._block_fill = 0
+        self._block_medians: list[np.ndarray] = []
+        self.noise = np.zeros(n_channels)
+        self._states = [_BeatState() for _ in range(n_channels)]
+        self.beats: list[list[int]] = [[] for _ in range(n_channels)]  # every beat seen
+        # Whether each beat has the shape of the recent ones (a QRS complex
+        # repeats; chance crossings of muscle activity do not).
+        self.similar: list[list[bool]] = [[] for _ in range(n_channels)]
+        self.shape_len = max(2, int(round(s.pre_s * fs)))
+        self._hist = np.zeros((n_channels, self.shape_len + self.max_run + 1))
+        self._shapes: list[list[np.ndarray]] = [[] for _ in range(n_channels)]
+        self._misses = [0] * n_channels
+        self.band = np.zeros((n_channels, 0))
+        self.energy = np.zeros((n_channels, 0))
+
+    @property
+    def learned(self) -> bool:
+        """True once the learning period is over (a threshold exists)."""
+        return bool(self._block_medians) and any(st.learn_max > 0 for st in self._states)
+
+    def adopt(self, other: "BeatDetector") -> None:
+        """Start from the thresholds another detector learned (no learning period)."""
+        for mine, theirs in zip(self._states, other._states):
+            mine.peaks = list(theirs.peaks)
+            mine.level = theirs.level
+            mine.learn_max = theirs.learn_max
+        self._block_medians = [m.copy() for m in other._block_medians]
+        self.noise = other.noise.copy()
+        self.learn = 0
+
+    # -- signal ------------------------------------------------------------------
+    def _filter(self, raw):
+        if self._zi is None:
+            base = signal.sosfilt_zi(self.sos)
+            self._zi = base[:, None, :] * raw[:, 0][None, :, None]
+        band, self._zi = signal.sosfilt(self.sos, raw, axis=-1, zi=self._zi)
+        sq = band ** 2
+        ext = np.concatenate([self._tail, sq], axis=1)
+        csum = np.cumsum(ext, axis=1)
+        w = self.smooth
+        energy = (csum[:, w:] - csum[:, :-w]) / w
+        np.maximum(energy, 0.0, out=energy)
+        self._tail = ext[:, -w:]
+        return band, energy
+
+    def _update_noise(self, energy):
+        """Median energy per 0.25 s block (blocks aligned on absolute indices)."""
+        pos = 0
+        n = energy.shape[1]
+        while pos < n:
+            take = min(n - pos, self.block - self._block_fill)
+            self._block_parts.append(energy[:, pos:pos + take])
+            self._block_fill += take
+            pos += take
+            if self._block_fill == self.block:
+                block = np.concatenate(self._block_parts, axis=1)
+                self._block_medians.append(np.median(block, axis=1))
+                self._block_medians = self._block_medians[-8:]
+                self.noise = np.median(np.array(self._block_medians), axis=0)
+                self._block_parts, self._block_fill = [], 0
+
+    # -- detection -----------------------------------------------------------------
+    def _threshold(self, ch) -> float:
+        st = self._states[ch]
+        level = st.level if st.peaks else st.learn_max
+        return max(self.settings.peak_fraction * level, self.settings.noise_factor * float(self.noise[ch]))
+
+    def update(self, raw, first_sample: int) -> list[list[int]]:
+        """Feed raw samples ``(n_channels, n)``; return new beats per channel."""
+        raw = np.asarray(raw, dtype=float)
+        new = [[] for _ in range(self.n_channels)]
+        if raw.shape[1] == 0:
+            self.band = np.zeros((self.n_channels, 0))
+            self.energy = np.zeros((self.n_channels, 0))
+            return new
+        band, energy = self._filter(raw)
+        self.band, self.energy = band, energy
+        n = energy.shape[1]
+        # Learning: the first learn_s seconds set the initial peak level
+        # (the filter settles in the first 0.25 s, which are left out).
+        settle = self.block
+        lo, hi = max(first_sample, settle), min(first_sample + n, self.learn)
+        if hi > lo:
+            part = energy[:, lo - first_sample:hi - first_sample].max(axis=1)
+            for ch in range(self.n_channels):
+                self._states[ch].learn_max = max(self._states[ch].learn_max, float(part[ch]))
+        # The threshold's noise term changes only at block boundaries (fixed
+        # absolute indices), so the chunk is walked block piece by block
+        # piece: the result does not depend on where chunks end.
+        pos = 0
+        while pos < n:
+            index = first_sample + pos
+            stop = min(n, pos + self.block - (index % self.block))
+            begin = max(pos, self.learn - first_sample)
+            if begin < stop:
+                for ch in range(self.n_channels):
+                    self._run(ch, energy[ch, :stop], first_sample, begin, new[ch])
+            self._update_noise(energy[:, pos:stop])
+            pos = stop
+        ext = np.concatenate([self._hist, band], axis=1)
+        ext_start = first_sample - self._hist.shape[1]
+        for ch in range(self.n_channels):
+            for beat in new[ch]:
+                self.similar[ch].append(self._check_shape(ch, ext[ch], ext_start, beat))
+            self.beats[ch].extend(new[ch])
+        self._hist = ext[:, -self._hist.shape[1]:]
+        return new
+
+    def _check_shape(self, ch, ext, ext_start, beat) -> bool:
+        lo = beat + 1 - self.shape_len - ext_start
+        if lo < 0:
+            return False
+        seg = ext[lo:lo + self.shape_len]
+        shapes = self._shapes[ch]
+        similar = False
+        if len(shapes) >= 3:
+            # Best correlation over small shifts: the fiducial point moves by
+            # a few milliseconds from beat to beat.
+            template = np.median(np.array(shapes), axis=0)
+            shift = min(max(1, int(round(0.01 * self.fs))), (len(seg) - 2) // 4)
+            similar = _best_correlation(seg, template, shift)[0] >= 0.7
+        # The template learns from QRS-like beats only (a beat inside a
+        # contraction would blur it); after a history's worth of beats that
+        # all differ, the shape has changed (electrode moved): start again.
+        if similar or len(shapes) < 3:
+            self._misses[ch] = 0
+            shapes.append(seg.copy())
+            del shapes[:-self.settings.history]
+        else:
+            self._misses[ch] += 1
+            if self._misses[ch] >= self.settings.history:
+                shapes[:] = [seg.copy()]
+                self._misses[ch] = 0
+        return similar
+
+    def _run(self, ch, e, first, pos, out):
+        st = self._states[ch]
+        n = e.shape[0]
+        theta = self._threshold(ch)
+        while pos < n:
+            if st.mode == OUT:
+                ready = max(pos, st.last_beat + self.refractory - first)
+                if ready >= n:
+                    return
+                hits = np.flatnonzero(e[ready:] > theta)
+                if hits.size == 0:
+                    return
+                i = ready + hits[0]
+                st.mode, st.run_start, st.best, st.best_val = IN, first + i, first + i, float(e[i])
+                pos = i
+            elif st.mode == IN:
+                end_local = st.run_start + self.max_run + 1 - first
+                limit = min(n, end_local)
+                drops = np.flatnonzero(e[pos:limit] <= theta)
+                stop = pos + drops[0] if drops.size else limit
+                if stop > pos:
+                    k = int(np.argmax(e[pos:stop]))
+                    if e[pos + k] > st.best_val:
+                        st.best_val, st.best = float(e[pos + k]), first + pos + k
+                if drops.size:
+                    # The run ended: a beat if it was no wider than a QRS.
+                    out.append(st.best)
+                    st.last_beat = st.best
+                    st.peaks = (st.peaks + [st.best_val])[-self.settings.history:]
+                    st.level = float(np.median(st.peaks))
+                    st.mode = OUT
+                    pos = stop
+                    theta = self._threshold(ch)
+                elif limit >= end_local:
+                    st.mode = SKIP  # too wide for a QRS complex
+                    pos = limit
+                else:
+                    return
+            else:  # SKIP: wait for the wide run to end
+                drops = np.flatnonzero(e[pos:] <= theta)
+                if drops.size == 0:
+                    return
+                st.mode = OUT
+                pos += drops[0]
+
+
+def regular_runs(beats, fs: float, min_beats: int = 5, bpm=(40.0, 200.0), tolerance: float = 0.25,
+                 similar=None):
+    """Stretches of beats at a regular heart rhythm.
+
+    Parameters
+    ----------
+    beats : sequence of int
+        Beat sample indices, increasing.
+    fs : float
+        Sampling rate in Hz.
+    min_beats : int
+        A run needs at least this many beats.
+    bpm : (float, float)
+        Heart-rate range in beats per minute.
+    tolerance : float
+        Each interval within this fraction of the run's median interval.
+    similar : sequence of bool, optional
+        Per beat, whether it has the shape of the previous beats
+        (:attr:`BeatDetector.similar`); only such beats are used.
+
+    Returns
+    -------
+    list of (int, int, float)
+        ``(first beat, last beat, beats per minute)`` per run.
+    """
+    beats = np.asarray(beats, dtype=float)
+    if similar is not None:
+        beats = beats[np.asarray(similar, dtype=bool)]
+    if beats.size < min_beats:
+        return []
+    rr = np.diff(beats) / fs
+    lo, hi = 60.0 / bpm[1], 60.0 / bpm[0]
+    runs = []
+    i = 0
+    while i < rr.size:
+        # Grow a run while each interval is near the run's typical interval,
+        # or near twice it (one beat missed, e.g. hidden in a muscle burst).
+        j = i
+        base = None
+        while j < rr.size:
+            if base is None:
+                if not lo <= rr[j] <= hi:
+                    break
+                base = rr[j]
+            k = max(1.0, round(rr[j] / base))
+            if k > 2 or abs(rr[j] - k * base) > tolerance * base:
+                break
+            singles = rr[i:j + 1][np.abs(rr[i:j + 1] - base) <= tolerance * base]
+            base = float(np.median(singles[-8:])) if singles.size else base
+            j += 1
+        n_beats = j - i + 1
+        if n_beats >= min_beats and base is not None and lo <= base <= hi:
+            runs.append((int(beats[i]), int(beats[j]), 60.0 / base))
+            i = j
+        else:
+            i += 1
+    return runs
+
+
+def heartbeat_found(raw, fs: float, settings: ECGSettings | None = None, min_beats: int = 5):
+    """Whether the first seconds of a recording show a regular heart rhythm.
+
+    Runs :class:`BeatDetector` over ``raw`` (shape (n_channels, n), a few
+    seconds: 10 s holds 6-30 beats) and looks for a run of ``min_beats``
+    similar beats at 40-200 bpm on any channel (:func:`regular_runs`).
+
+    Returns
+    -------
+    found : bool
+    bpm : list of float
+        Heart rate per channel (NaN where none was found).
+    """
+    raw = np.atleast_2d(np.asarray(raw, dtype=float))
+    detector = BeatDetector(fs, raw.shape[0], settings)
+    step = max(1, int(round(fs)))
+    for start in range(0, raw.shape[1], step):
+        detector.update(raw[:, start:start + step], start)
+    bpm = []
+    for beats, similar in zip(detector.beats, detector.similar):
+        runs = regular_runs(beats, fs, min_beats=min_beats, similar=similar)
+        bpm.append(float(np.median([r[2] for r in runs])) if runs else float("nan"))
+    return bool(np.any(np.isfinite(bpm))), bpm
+
+
+class ECGSuppressor(Stage):
+    """EMG band-pass with heartbeat template subtraction, delayed output.
+
+    Parameters
+    ----------
+    cascade : FilterCascade
+        The EMG band-pass (and notch) the pipeline would run otherwise.
+    settings : ECGSettings
+
+    Notes
+    -----
+    Input: raw samples. Output: the band-passed signal with the heartbeats
+    subtracted, delayed by :attr:`delay` samples (the first ``delay``
+    outputs are zeros). :attr:`filters` exposes the cascade's filters so
+    :meth:`Pipeline.find` still finds the band-pass and the notch.
+    """
+
+    name = "filtered"
+
+    def __init__(self, cascade: FilterCascade, settings: ECGSettings | None = None):
+        super().__init__()
+        self.cascade = cascade
+        self.settings = settings or ECGSettings()
+        self.delay = 0
+        self.n_subtracted: np.ndarray | None = None
+        self._primer: ECGSuppressor | None = None
+
+    def prime(self, raw, info: StreamInfo) -> None:
+        """Learn the beat threshold and templates from the first seconds.
+
+        Batch analysis has the whole recording, so it need not wait for
+        ``learn_s`` and a few beats before suppressing: it runs a throw-away
+        suppressor over the first seconds (``raw``, shape (n_channels, n))
+        and starts the real pass with what it learned, so beats are removed
+        from the very first one. Live use may prime with its mains probe.
+        Call before the first chunk; the result depends only on ``raw``.
+        """
+        raw = np.asarray(raw, dtype=float)
+        primer = ECGSuppressor(FilterCascade(self.cascade.filters), self.settings)
+        primer.process(Chunk(raw, 0, info))
+        self._primer = primer
+
+    @property
+    def filters(self):
+        return self.cascade.filters
+
+    @property
+    def delay_s(self) -> float:
+        """Output delay in seconds (exact: ``delay / fs`` once configured)."""
+        if self._info is not None:
+            return self.delay / self._info.fs
+        return self.settings.delay_s
+
+    @staticmethod
+    def delay_samples(settings: ECGSettings, fs: float) -> int:
+        """Delay in samples for sampling rate ``fs``."""
+        return int(round(settings.delay_s * fs))
+
+    def _configure(self, info: StreamInfo) -> None:
+        s = self.settings
+        fs = info.fs
+        self.cascade.reset()
+        self.detector = BeatDetector(fs, info.n_channels, s)
+        self.pre = max(1, int(round(s.pre_s * fs)))
+        self.post = max(1, int(round(s.post_s * fs)))
+        self.delay = self.delay_samples(s, fs)
+        self.shift = min(max(0, int(round(s.max_shift_s * fs))), (self.pre + self.post - 2) // 4)
+        n = info.n_channels
+        # Buffer of band-passed samples not yet released, and of the 5-30 Hz band.
+        self._buf = np.zeros((n, self.delay))
+        self._band = np.zeros((n, self.delay))
+        self._buf_start = -self.delay  # stream index of _buf[:, 0]
+        self.ref = max(1, int(round(s.ref_s * fs)))
+        self._released = np.zeros((n, self.ref))  # last released samples
+        self._pending: list[list[int]] = [[] for _ in range(n)]
+        self._segments = [[] for _ in range(n)]  # EMG-band segments of recent beats
+        self._band_segments = [[] for _ in range(n)]
+        self.n_subtracted = np.zeros(n, dtype=int)
+        self.n_late = np.zeros(n, dtype=int)
+        self._window = signal.windows.tukey(self.pre + self.post, alpha=0.25)
+        primer = self._primer
+        if primer is not None and primer.info is not None and primer.info.n_channels == n \
+                and primer.info.fs == fs and primer.detector.learned:
+            self.detector.adopt(primer.detector)
+            self._segments = [list(seg) for seg in primer._segments]
+            self._band_segments = [list(seg) for seg in primer._band_segments]
+
+    def _process(self, chunk: Chunk) -> Chunk:
+        raw = np.asarray(chunk.data, dtype=float)
+        n = raw.shape[1]
+        if n == 0:
+            return chunk.replace(data=np.zeros_like(raw), events=())
+        emg = self.cascade.process(chunk).data
+        new = self.detector.update(raw, chunk.first_sample)
+        self._buf = np.concatenate([self._buf, emg], axis=1)
+        self._band = np.concatenate([self._band, self.detector.band], axis=1)
+        newest = chunk.stop  # one past the last sample held
+        for ch in range(raw.shape[0]):
+            self._pending[ch].extend(new[ch])
+            keep = []
+            for beat in self._pending[ch]:
+                if beat + self.post <= newest:
+                    self._handle_beat(ch, beat)
+                else:
+                    keep.append(beat)
+            self._pending[ch] = keep
+        # Release the samples older than the delay.
+        out = self._buf[:, :n]
+        self._released = np.concatenate([self._released, out], axis=1)[:, -self.ref:]
+        self._buf = self._buf[:, n:]
+        self._band = self._band[:, n:]
+        self._buf_start += n
+        return chunk.replace(data=np.array(out), events=())
+
+    def _handle_beat(self, ch, beat):
+        lo = beat - self.pre - self._buf_start
+        hi = beat + self.post - self._buf_start
+        if lo < 0:
+            self.n_late[ch] += 1
+            # Part of the span was already released (a run that ended late,
+            # or the very start of the stream): the beat cannot be handled.
+            return
+        seg = self._buf[ch, lo:hi].copy()
+        band = self._band[ch, lo:hi].copy()
+        templates = self._segments[ch]
+        if len(templates) >= self.settings.min_beats:
+            t_emg = np.median(np.array(templates), axis=0)
+            t_band = np.median(np.array(self._band_segments[ch]), axis=0)
+            similarity, lag = _best_correlation(band, t_band, self.shift)
+            if similarity >= self.settings.min_similarity:
+                shifted = np.roll(t_emg, lag) * self._window
+                denom = float(np.dot(shifted, shifted))
+                gain = 1.0 if denom <= 0 else float(np.clip(np.dot(seg, shifted) / denom, 0.5, 1.5))
+                self._buf[ch, lo:hi] -= gain * shifted
+                self.n_subtracted[ch] += 1
+                self._match_level(ch, lo, hi)
+                # Store the segment re-aligned to the template.
+                seg, band = np.roll(seg, -lag), np.roll(band, -lag)
+            elif similarity < 0.3:
+                return  # not a heartbeat: keep it out of the template
+        templates.append(seg)
+        self._band_segments[ch].append(band)
+        del templates[:-self.settings.history]
+        del self._band_segments[ch][:-self.settings.history]
+
+    def _match_level(self, ch, lo, hi):
+        """Scale the beat span down to the RMS of the samples just before it.
+
+        What the subtraction leaves (the template is an estimate) would still
+        lift a resting envelope at every beat; inside a muscle burst the span
+        is as strong as its neighbourhood and stays as it is.
+        """
+        before = np.concatenate([self._released[ch], self._buf[ch, :lo]])[-self.ref:]
+        span = self._buf[ch, lo:hi]
+        ref = float(np.sqrt(np.mean(before ** 2)))
+        level = float(np.sqrt(np.mean(span ** 2)))
+        if level > ref > 0:
+            self._buf[ch, lo:hi] = span * (ref / level)
+
+    def reset(self) -> None:
+        super().reset()
+        self.cascade.reset()
+
+    def __repr__(self):
+        return f"ECGSuppressor({self.cascade!r}, delay {self.settings.delay_s * 1000:.0f} ms)"
+
+
+def _best_correlation(seg, template, shift: int) -> tuple[float, int]:
+    """Highest correlation of ``seg`` with ``template`` shifted by up to ``shift`` samples, and that shift.
+
+    The template's middle (``shift`` samples trimmed at each end) is
+    compared with every window of the segment it can slide over, in one
+    vectorised step; a positive shift means the segment lags the template.
+    """
+    if shift <= 0 or len(seg) <= 2 * shift + 1:
+        return _correlation(seg, template), 0
+    core = template[shift:len(template) - shift]
+    windows = np.lib.stride_tricks.sliding_window_view(seg, core.size)  # 2 * shift + 1 windows
+    core = core - core.mean()
+    centred = windows - windows.mean(axis=1, keepdims=True)
+    den = np.sqrt(np.sum(centred ** 2, axis=1) * np.dot(core, core))
+    corr = np.where(den > 0, centred @ core / np.where(den > 0, den, 1.0), 0.0)
+    k = int(np.argmax(corr))
+    return float(corr[k]), k - shift
+
+
+def _correlation(a, b) -> float:
+    a = a - a.mean()
+    b = b - b.mean()
+    den = float(np.sqrt(np.dot(a, a) * np.dot(b, b)))
+    return float(np.dot(a, b)) / den if den > 0 else 0.0

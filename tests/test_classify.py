@@ -1,0 +1,203 @@
+"""Classification of activations against simulator truth and cue tracks."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from biofeedback.analysis.batch import analyze_recording
+from biofeedback.cli import main
+from biofeedback.core.types import Recording
+from biofeedback.detect import Baseline
+from biofeedback.detect.classify import (
+    ACTIVATION_KINDS, CONTRACT, REST, UNKNOWN, ClassifierSettings, CueMap, CueTrack, EventClassifier,
+    classify_events,
+)
+from biofeedback.dsp import PipelineSettings, build_pipeline
+from biofeedback.errors import ParameterError
+from biofeedback.sources.simulator import Scenario, ScriptedEvent, SimulatorSource, default_session, simulate
+
+
+def activations(result, channel=None):
+    found = [e for e in result.events if e.kind in ACTIVATION_KINDS and channel in (None, e.channel)]
+    return sorted(found, key=lambda e: (e.onset_s, e.channel))
+
+
+def match(events, truth, tol=0.15):
+    """For each true event, the detected event on its channel starting within ``tol``."""
+    out = []
+    for t in truth:
+        near = [e for e in events if e.channel == t.channel and abs(e.onset_s - t.onset_s) <= tol]
+        out.append(near[0] if len(near) == 1 else None)
+    return out
+
+
+@pytest.mark.parametrize("fs", [250.0, 1000.0, 2000.0])
+def test_default_session_kinds_match_the_truth(fs):
+    """Cued contractions, uncued spasms and a cramp, on two channels."""
+    rec = simulate(default_session(60.0, n_channels=2), fs, seed=4)
+    truth = [e for e in rec.events if e.kind in ("contraction", "spasm", "cramp")]
+    result = analyze_recording(rec)
+    assert result.has_cues
+    found = activations(result)
+    pairs = match(found, truth)
+    problems = [(t.kind, t.channel, t.onset_s, None if f is None else f.kind) for t, f in zip(truth, pairs)
+                if f is None or f.kind != t.kind]
+    assert not problems, problems
+    assert len(found) == len(truth)  # nothing else
+    assert not [e for e in result.events if e.kind == "elevated_tone"]
+    for f in found:
+        assert f.extra["cue"] == ("contract" if f.kind == "contraction" else "rest")
+
+
+def test_short_uncued_bursts_are_twitches_and_long_ones_cramps():
+    events = (
+        ScriptedEvent("contraction", 10.0, 3.0),
+        ScriptedEvent("twitch", 16.0, 0.05, amplitude=40.0),
+        ScriptedEvent("twitch", 19.0, 0.08, amplitude=40.0),
+        ScriptedEvent("spasm", 22.0, 1.0),
+        ScriptedEvent("cramp", 26.0, 8.0),
+    )
+    rec = simulate(Scenario(duration_s=40.0, events=events), 1000.0, seed=1)
+    found = activations(analyze_recording(rec))
+    assert [e.kind for e in found] == ["contraction", "twitch", "twitch", "spasm", "cramp"]
+    assert [e.extra["shape"] for e in found] == ["sustained", "twitch", "twitch", "phasic", "sustained"]
+
+
+def test_activity_outlasting_its_cue_is_a_failure_to_relax():
+    """A cued contraction 10-14 s whose activity goes on, uncued, to 16.5 s."""
+    events = (
+        ScriptedEvent("contraction", 10.0, 4.0),
+        ScriptedEvent("contraction", 13.5, 3.0, cued=False),
+        ScriptedEvent("contraction", 22.0, 4.0),  # relaxes on time
+    )
+    rec = simulate(Scenario(duration_s=32.0, events=events), 1000.0, seed=2)
+    found = activations(analyze_recording(rec))
+    assert [e.kind for e in found] == ["failure_to_relax", "contraction"]
+    assert found[0].extra["relax_delay_s"] == pytest.approx(2.5, abs=0.3)
+    assert found[1].extra["relax_delay_s"] < ClassifierSettings().relax_grace_s
+    # A longer grace accepts it as a contraction.
+    lenient = activations(analyze_recording(rec, classifier=ClassifierSettings(relax_grace_s=3.0)))
+    assert [e.kind for e in lenient] == ["contraction", "contraction"]
+
+
+def test_without_a_cue_track_every_activation_is_a_contraction():
+    rec = simulate(default_session(40.0), 1000.0, seed=3)
+    bare = Recording(rec.data, rec.info)  # cues left out
+    result = analyze_recording(bare)
+    found = activations(result)
+    assert not result.has_cues and found
+    assert {e.kind for e in found} == {"contraction"}
+    assert {e.extra["shape"] for e in found} == {"phasic", "sustained"}
+
+
+def tone_recording(cued=True):
+    """Rest 3 uV; a cued contraction at 5-8 s; raised tone (about 1.7x the
+    resting RMS) from 15 to 35 s."""
+    events = (ScriptedEvent("contraction", 5.0, 3.0, cued=cued),
+              ScriptedEvent("cramp", 15.0, 20.0, amplitude=4.3, ramp_s=1.0))
+    return simulate(Scenario(duration_s=45.0, events=events, rest_rms_uv=3.0), 1000.0, seed=2)
+
+
+def test_raised_resting_level_is_elevated_tone():
+    result = analyze_recording(tone_recording())
+    tone = [e for e in result.events if e.kind == "elevated_tone"]
+    assert len(tone) == 1, [(e.kind, e.onset_s, e.offset_s) for e in result.events]
+    (t,) = tone
+    overlap = min(t.offset_s, 35.0) - max(t.onset_s, 15.0)
+    assert overlap >= 0.6 * 20.0 and t.onset_s >= 14.0 and t.offset_s <= 37.0
+    assert 1.5 < t.extra["ratio"] < 2.3
+    # Short excursions above the on threshold inside it stay activations of their own.
+    assert all(e.kind in ("contraction", "spasm", "twitch") for e in activations(result))
+
+
+def test_tone_without_cues_needs_a_calibrated_rest():
+    rec = tone_recording(cued=False)
+    bare = Recording(rec.data, rec.info)
+    auto = analyze_recording(bare)
+    assert not [e for e in auto.events if e.kind == "elevated_tone"]
+    calibrated = analyze_recording(bare, rest=(0.0, 4.9), min_rest_s=4.0)
+    assert [e.kind for e in calibrated.events].count("elevated_tone") == 1
+
+
+@pytest.mark.parametrize("preset", ["default", "pelvic"])
+def test_live_classification_does_not_depend_on_chunking(preset):
+    """Live: cues arrive with the chunks; with heartbeat suppression the
+    envelope lags the cues by the suppressor's delay, which is accounted for."""
+    scenario = default_session(45.0, n_channels=2, ecg_bpm=75.0 if preset == "pelvic" else None)
+    fs = 500.0
+    baseline = Baseline([2.7, 2.7], [0.3, 0.3])
+
+    def run(chunk_s):
+        source = SimulatorSource(scenario, fs, seed=6, chunk_s=chunk_s, speed=0)
+        pipe = build_pipeline(PipelineSettings(preset=preset, mains="off"), source.info, baseline=baseline,
+                              classifier=EventClassifier())
+        events = []
+        with source:
+            for chunk in source:
+                events.extend(pipe.process(chunk).events)
+        events.extend(pipe.stages[-1].flush())
+        return sorted((e.kind, e.channel, e.onset_s, e.offset_s) for e in events)
+
+    reference = run(45.0)
+    assert {k for k, *_ in reference} >= {"contraction", "spasm", "cramp"}
+    truth = [(e.kind, e.channel, e.onset_s) for e in simulate(scenario, fs, seed=6).events]
+    for kind, channel, onset, _ in reference:  # right kinds, at the true (raw-signal) times
+        assert any(k == kind and c == channel and abs(t - onset) <= 0.15 for k, c, t in truth), (kind, onset)
+    assert run(0.02) == reference
+    assert run(0.137) == reference
+
+
+def test_cue_map_and_track():
+    m = CueMap()
+    labels = np.array(["rest", "Contract", "0", "1", "7", "", "relax", "0.0"], dtype=object)
+    assert m.codes(labels).tolist() == [REST, CONTRACT, REST, CONTRACT, CONTRACT, UNKNOWN, REST, REST]
+    assert m.codes(np.array([0, 2, 0])).tolist() == [REST, CONTRACT, REST]
+    only = CueMap(rest=("idle",), contract=("squeeze",))
+    assert only.codes(np.array(["idle", "squeeze", "other"])).tolist() == [REST, CONTRACT, UNKNOWN]
+    track = CueTrack()
+    codes = m.codes(np.array(["rest"] * 5 + ["contract"] * 3 + ["rest"] * 2))
+    track.append(codes[:6], 0)
+    track.append(codes[6:], 6)
+    assert track.segments(0, 12) == [(0, 5, REST), (5, 8, CONTRACT), (8, 10, REST), (10, 12, UNKNOWN)]
+    assert track.codes_between(4, 9).tolist() == codes[4:9].tolist()
+
+
+def test_classify_events_batch_helper_uses_the_same_rules():
+    rec = simulate(default_session(40.0), 1000.0, seed=3)
+    result = analyze_recording(Recording(rec.data, rec.info))
+    relabelled = classify_events(activations(result), rec.cues, rec.info.fs)
+    with_cues = activations(analyze_recording(rec))
+    assert [e.kind for e in relabelled] == [e.kind for e in with_cues]
+
+
+@pytest.mark.parametrize("kwargs, name", [({"twitch_max_s": 0.0}, "twitch_max_s"),
+                                          ({"twitch_max_s": 4.0}, "twitch_max_s"),
+                                          ({"tone_factor": 1.0}, "tone_factor"),
+                                          ({"relax_grace_s": -1.0}, "relax_grace_s")])
+def test_bad_classifier_settings_are_named(kwargs, name):
+    with pytest.raises(ParameterError) as err:
+        ClassifierSettings(**kwargs)
+    assert err.value.name == name
+
+
+def test_cli_cue_column_with_integer_labels(tmp_path, capsys):
+    """A file with a 0/1 label column, as datasets ship them."""
+    rec = simulate(default_session(40.0), 1000.0, seed=7)
+    labels = (rec.cues == "contract").astype(int)
+    path = tmp_path / "labelled.csv"
+    np.savetxt(path, np.column_stack([rec.data[0], labels]), delimiter=",", fmt=["%.4f", "%d"])
+    out = tmp_path / "out"
+    assert main(["analyze", str(path), "--fs", "1000", "--cue-column", "1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    with open(out / "events.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    kinds = [r["kind"] for r in rows]
+    truth = [e.kind for e in rec.events if e.kind in ACTIVATION_KINDS]
+    assert kinds == truth
+    with open(out / "summary.csv", newline="") as handle:
+        (summary,) = list(csv.DictReader(handle))
+    assert summary["cues"] == "yes" and int(summary["n_spasm"]) == truth.count("spasm")
+    assert int(summary["n_cramp"]) == 1

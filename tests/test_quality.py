@@ -1,0 +1,165 @@
+"""Signal-quality flags against the simulator's true artefacts."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from biofeedback.analysis.batch import analyze_recording
+from biofeedback.cli import main
+from biofeedback.core.types import Recording, StreamInfo
+from biofeedback.detect.classify import ACTIVATION_KINDS
+from biofeedback.detect.quality import QualitySettings, assess_quality
+from biofeedback.io.csv_io import read_csv
+from biofeedback.sources.simulator import contraction_cycles, default_session, simulate
+
+WINDOW = QualitySettings().window_s
+
+
+def spans_of(events, kind, channel="ch1"):
+    return [(e.onset_s, e.offset_s) for e in events if e.kind == kind and e.channel == channel]
+
+
+def activations(result, channel="ch1"):
+    return [e for e in result.events if e.kind in ACTIVATION_KINDS and e.channel == channel]
+
+
+def covered(spans, start, stop):
+    """Seconds of [start, stop) inside the spans."""
+    return sum(max(0.0, min(b, stop) - max(a, start)) for a, b in spans)
+
+
+def test_electrode_off_is_flagged_and_its_artefacts_dropped():
+    scenario = contraction_cycles(4, on_s=4.0, off_s=6.0, electrode_off=((22.0, 26.0),), dc_offset_uv=300.0)
+    rec = simulate(scenario, 1000.0, seed=1)
+    result = analyze_recording(rec)
+    off = spans_of(result.events, "electrode_off")
+    assert len(off) == 1
+    assert off[0][0] == pytest.approx(22.0, abs=WINDOW) and off[0][1] == pytest.approx(26.0, abs=WINDOW)
+    # Contractions away from it are found; nothing is reported across it.
+    onsets = [round(e.onset_s) for e in activations(result)]
+    assert onsets == [10, 30, 40]
+    assert result.dropped["ch1"] >= 1
+    # The flat span is not taken as the quietest "rest".
+    clean = analyze_recording(simulate(contraction_cycles(4, on_s=4.0, off_s=6.0, dc_offset_uv=300.0), 1000.0, seed=1))
+    assert result.baseline.level[0] == pytest.approx(clean.baseline.level[0], rel=0.1)
+
+
+def test_saturation_is_flagged_where_the_signal_clips_and_contractions_are_kept():
+    rec = simulate(contraction_cycles(3, on_s=4.0, off_s=6.0, saturation_uv=90.0), 1000.0, seed=1)
+    truth = [(e.onset_s, e.offset_s) for e in rec.events if e.kind == "saturation"]
+    result = analyze_recording(rec)
+    flagged = spans_of(result.events, "saturation")
+    assert flagged and truth
+    for a, b in flagged:  # every flagged span is where clipping happened
+        assert covered(truth, a, b) > 0.5 * (b - a)
+    for k in range(3):  # each contraction clips heavily and is flagged
+        assert covered(flagged, 10.0 + 10 * k, 14.0 + 10 * k) >= 3.0
+    found = activations(result)
+    assert len(found) == 3
+    assert all(e.extra.get("quality") == "saturation" for e in found)
+
+
+def test_known_adc_range_is_used():
+    rec = simulate(contraction_cycles(2, on_s=4.0, off_s=6.0, saturation_uv=90.0), 1000.0, seed=1)
+    report = assess_quality(rec.data, rec.info, QualitySettings(rails=(-90.0, 90.0)))
+    assert report.rails[0] == (-90.0, 90.0)
+    assert covered(report.spans["saturation"][0], 10000, 14000) >= 3000
+
+
+@pytest.mark.parametrize("mains_hz", [50.0, 60.0])
+def test_strong_mains_is_flagged_and_weak_mains_is_not(mains_hz):
+    strong = simulate(contraction_cycles(3, on_s=4.0, off_s=6.0, mains_hz=mains_hz, mains_uv=40.0), 1000.0, seed=1)
+    result = analyze_recording(strong)
+    flagged = spans_of(result.events, "mains")
+    rest = [(0.0, 10.0), (14.0, 20.0), (24.0, 30.0), (34.0, 40.0)]
+    assert sum(covered(flagged, a + 0.5, b - 0.5) for a, b in rest) > 0.9 * sum(b - a - 1.0 for a, b in rest)
+    assert len(activations(result)) == 3
+    weak = simulate(contraction_cycles(3, on_s=4.0, off_s=6.0, mains_hz=mains_hz, mains_uv=2.0), 1000.0, seed=1)
+    assert not spans_of(analyze_recording(weak).events, "mains")
+
+
+def test_motion_artefacts_are_flagged_and_what_they_trigger_is_dropped():
+    fs = 1000.0
+    rec = simulate(contraction_cycles(3, on_s=4.0, off_s=6.0), fs, seed=2)
+    data = rec.data.copy()
+    t = np.arange(data.shape[1]) / fs
+    bumps = (17.0, 27.3)  # during rests: an electrode pop each (5 ms rise, 150 ms decay, 400 uV)
+    for start in bumps:
+        after = np.clip(t - start, 0.0, None)
+        data[0] += np.where(t >= start, 400.0 * (1 - np.exp(-after / 0.005)) * np.exp(-after / 0.15), 0.0)
+    result = analyze_recording(Recording(data, rec.info, cues=rec.cues))
+    flagged = spans_of(result.events, "motion")
+    assert len(flagged) == len(bumps)
+    for (a, b), start in zip(flagged, bumps):
+        assert a <= start + 0.3 and b >= start and b - a <= 1.5
+    assert [round(e.onset_s) for e in activations(result)] == [10, 20, 30]
+    # Without the quality check, the movements pass as activity.
+    unchecked = analyze_recording(Recording(data, rec.info, cues=rec.cues), quality=False)
+    assert len(activations(unchecked)) > 3
+
+
+def test_heartbeat_contamination_is_flagged_with_its_rate():
+    rec = simulate(default_session(40.0, ecg_bpm=72.0, ecg_uv=40.0), 1000.0, seed=3)
+    report = assess_quality(rec.data, rec.info)
+    # Beats hidden in strong contractions may break the span; most is flagged.
+    assert covered(report.spans["ecg"][0], 0, 40000) / 1000.0 > 0.7 * 40.0
+    assert report.ecg_bpm[0] == pytest.approx(72.0, abs=4.0)
+
+
+def test_clean_signals_raise_no_flag(sample_data):
+    rec = simulate(default_session(60.0, n_channels=2), 1000.0, seed=1)
+    assert assess_quality(rec.data, rec.info).events() == []
+    myo = read_csv(sample_data / "myo_wrist_flexion_200hz.txt", fs=200, channels="!8")
+    report = assess_quality(myo.data, myo.info)
+    assert report.events() == [] and all(s.ok for s in report.status)
+
+
+def test_quality_does_not_depend_on_chunking():
+    rec = simulate(contraction_cycles(3, on_s=4.0, off_s=6.0, saturation_uv=90.0, mains_hz=50.0, mains_uv=30.0,
+                                      electrode_off=((34.5, 36.5),), ecg_bpm=80.0), 500.0, seed=4)
+    reports = [assess_quality(rec.data, rec.info, chunk_size=size) for size in (rec.n_samples, 37, 500)]
+    for other in reports[1:]:
+        assert other.spans == reports[0].spans
+        assert other.rails == reports[0].rails
+
+
+def write_two_channels(path, good, bad):
+    with open(path, "w", newline="") as handle:
+        handle.write("# sampling_rate_hz: 1000\n# units: uV\nch1,ch2\n")
+        np.savetxt(handle, np.column_stack([good, bad]), delimiter=",", fmt="%.4f")
+
+
+@pytest.mark.parametrize("problem, words", [("flat", ("flat", "re-place the electrode")),
+                                            ("saturated", ("saturated", "re-place the electrode"))])
+def test_a_flat_or_saturated_channel_is_reported_and_not_analysed(tmp_path, capsys, problem, words):
+    rec = simulate(contraction_cycles(3, on_s=4.0, off_s=6.0, n_channels=2), 1000.0, seed=5)
+    good = rec.data[0]
+    if problem == "flat":
+        bad = np.full(rec.n_samples, 512.0)
+    else:
+        bad = np.clip(rec.data[1] * 50.0, -20.0, 20.0)  # amplifier far past its range
+    path = tmp_path / "rec.csv"
+    write_two_channels(path, good, bad)
+    out = tmp_path / "out"
+    assert main(["analyze", str(path), "--out", str(out)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ch2" in err[0] and all(w in err[0] for w in words), err
+    with open(out / "events.csv", newline="") as handle:
+        events = list(csv.DictReader(handle))
+    assert not [e for e in events if e["channel"] == "ch2" and e["kind"] in ACTIVATION_KINDS]
+    assert len([e for e in events if e["channel"] == "ch1" and e["kind"] in ACTIVATION_KINDS]) == 3
+    with open(out / "summary.csv", newline="") as handle:
+        summary = {row["channel"]: row for row in csv.DictReader(handle)}
+    assert summary["ch2"]["status"] == "not analysed" and words[0] in summary["ch2"]["status_reason"]
+    assert summary["ch1"]["status"] == "ok"
+
+
+def test_constant_channels_are_flat_in_any_units():
+    info = StreamInfo.default_names(2, 250.0, units="a.u.")
+    rng = np.random.default_rng(0)
+    data = np.vstack([rng.normal(size=5000), np.zeros(5000)])
+    report = assess_quality(data, info)
+    assert [s.status for s in report.status] == ["ok", "flat"]
