@@ -1152,7 +1152,7 @@ class _CsvStream:
     # -- blocks -------------------------------------------------------------
     def blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         """Yield (samples (n_ch, n) float64, cues (n,) or None) per block."""
-        plan, layout = self.plan, self.layout
+        plan = self.plan
         n_done = 0
         last_t = None
         last_idx = None

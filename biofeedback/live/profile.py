@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,26 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from biofeedback.detect.baseline import Baseline
-from biofeedback.errors import InputFileError, ParameterError
+from biofeedback.errors import InputFileError
 
 FORMAT_VERSION = 1
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-def profiles_dir() -> Path:
-    """Folder of the profiles (not created here)."""
-    home = os.environ.get("BIOFEEDBACK_HOME")
-    if home:
-        return Path(home) / "profiles"
-    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data) / "biofeedback" / "profiles"
-
-
-def profile_path(name: str) -> Path:
-    """Path of the profile called ``name`` (letters, digits, ``_.-``)."""
-    if not _NAME.match(name or ""):
-        raise ParameterError("--profile", "a name of letters, digits, '_', '.' or '-' (at most 64)", name)
-    return profiles_dir() / f"{name}.json"
+# One folder and one naming rule for every saved calibration, live or batch.
+from biofeedback.detect.calibration import profile_path  # noqa: E402
 
 
 def processing_key(settings) -> dict:
