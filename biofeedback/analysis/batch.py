@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from biofeedback.core.types import Chunk, Event, StreamInfo
+from biofeedback.analysis.store import ChunkStore
+from biofeedback.core.types import Event, StreamInfo
 from biofeedback.detect.baseline import Baseline, QuietWindowBaseline
 from biofeedback.detect.calibration import MIN_REST_S, Calibration, calibrate, mvc_from_envelope
 from biofeedback.detect.classify import (
@@ -234,7 +235,7 @@ def analyze_stream(info: StreamInfo, chunks, settings: PipelineSettings | None =
     delay = settings.delay_samples(info.fs)
     quiet = QuietWindowBaseline(info.fs, skip_s=settings.detector.settle_s)
     monitor = QualityMonitor(info, quality_settings, mains_hz=mains_hz, prime=probe_raw) if quality else None
-    kept: list[Chunk] = []
+    kept = ChunkStore(info)  # envelope between the passes, spilled to disk past a budget
     n_samples = 0
     has_cues = False
     for chunk in chunks:
@@ -244,7 +245,7 @@ def analyze_stream(info: StreamInfo, chunks, settings: PipelineSettings | None =
         if labels is not None:
             codes = cue_map.codes(labels)
             has_cues = has_cues or bool(np.any(codes >= 0))
-        kept.append(Chunk(out.data, out.first_sample, info, cues=codes))
+        kept.append(out.data, out.first_sample, cues=codes)
         n_samples = out.stop
         if rest is None and calibration is None:
             quiet.update(out.data, out.first_sample)
@@ -264,8 +265,7 @@ def analyze_stream(info: StreamInfo, chunks, settings: PipelineSettings | None =
         if stop > n_samples:
             raise ParameterError(what, f"within the recording (0-{n_samples / info.fs:g} s)",
                                  f"{span[0]:g}:{span[1]:g}")
-        envelope = np.concatenate([c.data for c in kept], axis=1)
-        return envelope[:, min(start + delay, n_samples):min(stop + delay, n_samples)]
+        return kept.span(min(start + delay, n_samples), min(stop + delay, n_samples))
 
     made = None
     if calibration is not None:
@@ -307,6 +307,7 @@ def analyze_stream(info: StreamInfo, chunks, settings: PipelineSettings | None =
     for chunk in kept:
         found.extend(detector.process(chunk).events)
     found.extend(detector.flush())
+    kept.close()
 
     events: list[Event] = []
     dropped = {name: 0 for name in info.ch_names}

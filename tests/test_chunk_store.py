@@ -1,0 +1,36 @@
+"""The envelope store between the two batch passes: memory, then disk."""
+
+import numpy as np
+
+from biofeedback.analysis.batch import analyze_recording
+from biofeedback.analysis.store import ChunkStore
+from biofeedback.core.types import StreamInfo
+from biofeedback.sources.simulator import default_session, simulate
+
+
+def test_spilled_store_returns_exactly_what_was_stored():
+    info = StreamInfo.default_names(3, 100.0)
+    rng = np.random.default_rng(1)
+    data = rng.normal(size=(3, 1000))
+    cues = rng.integers(-1, 2, size=1000)
+    store = ChunkStore(info, memory_budget=3 * 8 * 150)  # two chunks fit, the rest spill
+    for start in range(0, 1000, 70):
+        store.append(data[:, start:start + 70], start, cues[start:start + 70])
+    assert store.spilled
+    chunks = list(store)
+    assert [c.first_sample for c in chunks] == list(range(0, 1000, 70))
+    np.testing.assert_array_equal(np.concatenate([c.data for c in chunks], axis=1), data)
+    np.testing.assert_array_equal(np.concatenate([c.cues for c in chunks]), cues)
+    np.testing.assert_array_equal(store.span(65, 500), data[:, 65:500])
+    store.close()
+
+
+def test_analysis_is_the_same_when_the_envelope_spills_to_disk(monkeypatch):
+    rec = simulate(default_session(40.0), 500.0, seed=2)
+    in_memory = analyze_recording(rec)
+    monkeypatch.setattr("biofeedback.analysis.store.DEFAULT_MEMORY_BUDGET", 4096)
+    monkeypatch.setattr(ChunkStore.__init__, "__defaults__", (4096,))
+    on_disk = analyze_recording(rec)
+    assert [(e.kind, e.onset_s, e.offset_s, e.peak) for e in on_disk.events] == \
+        [(e.kind, e.onset_s, e.offset_s, e.peak) for e in in_memory.events]
+    assert len(in_memory.events) > 0
