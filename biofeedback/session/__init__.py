@@ -1,0 +1,1 @@
+"""Guided therapy sessions: protocols, recording, reports and history."""
