@@ -16,4 +16,9 @@ COMMANDS = [
     ("emulate", "emulate"),
     ("live", "live"),
     ("replay", "replay"),
+    ("report", "report"),
+    ("history", "history"),
+    ("session", "session"),
+    ("repair", "repair"),
+    ("export", "export"),
 ]
