@@ -176,8 +176,12 @@ def _profile_loader(name, settings):
     return load
 
 
-def run_session(args, opened, title: str) -> int:
-    """Build the worker for ``opened`` and show the window or the terminal feedback."""
+def run_session(args, opened, title: str, cue_provider=None) -> int:
+    """Build the worker for ``opened`` and show the window or the terminal feedback.
+
+    ``cue_provider`` is a guided session (see :class:`~biofeedback.live.worker.LiveWorker`):
+    its cues and phases are shown in the window or the terminal line.
+    """
     from biofeedback.live.sound import open_sound
     from biofeedback.live.worker import LiveWorker
     from biofeedback.ui.app import NO_DISPLAY_MESSAGE, display_available, qt_available
@@ -212,7 +216,7 @@ def run_session(args, opened, title: str) -> int:
         opened.source, settings, mode=args.mode, calibration_s=args.calibration_s, profile_name=profile,
         profile_loader=_profile_loader(profile, settings) if profile else None,
         recorder=_Recorder(args.record, args.overwrite) if args.record else None, sound=sound,
-        block_when_full=not opened.realtime, source_name=opened.name)
+        block_when_full=not opened.realtime, source_name=opened.name, cue_provider=cue_provider)
     if headless:
         from biofeedback.live.terminal import run_headless
 

@@ -68,6 +68,17 @@ class DisplayDecimator:
         self.n_channels = int(n_channels)
         self.reset()
 
+    def set_factor(self, factor: int) -> None:
+        """Change the bin width from the next bin on.
+
+        The samples of the bin still filling are kept: the next chunk
+        re-sends that bin from the same start, shortened (or lengthened)
+        to the next boundary of the new grid, so a display that replaces
+        the partial bin stays consistent and later bins are aligned on
+        multiples of the new factor.
+        """
+        self.factor = max(1, int(factor))
+
     def reset(self) -> None:
         """Drop the partial bin (after a seek)."""
         self._pending = np.zeros((2 * self.n_channels, 0))

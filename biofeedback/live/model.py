@@ -18,7 +18,7 @@ import numpy as np
 
 from biofeedback.live.quality import OK
 from biofeedback.live.state import CALIBRATING, CHECK_ELECTRODE, CONTRACTING, RELAXED, SPASM, WAITING
-from biofeedback.live.worker import LiveBlock, StreamEnded, StreamStarted, Thresholds
+from biofeedback.live.worker import LiveBlock, PhaseStatus, StreamEnded, StreamStarted, Thresholds
 
 #: Readable unit names.
 UNIT_LABELS = {"uv": "µV", "µv": "µV", "mv": "mV", "v": "V", "counts": "counts"}
@@ -73,6 +73,7 @@ class FeedbackModel:
         self.blocks_received = 0
         self.last_block_at: float | None = None
         self.feedback_index: list[int] = []
+        self.phase: PhaseStatus | None = None  # guided session status (with a cue provider)
 
     # -- input -----------------------------------------------------------------
     def apply(self, message):
@@ -85,6 +86,7 @@ class FeedbackModel:
             self.levels = np.full(n, np.nan)
             self.quality = [OK] * n
             self.feedback_index = self._resolve_feedback(message.info.ch_names)
+            self.phase = None
             return None
         if isinstance(message, StreamEnded):
             self.ended = message
@@ -107,6 +109,8 @@ class FeedbackModel:
             self.paused = message.paused
             self.events.extend(message.events)
             self.notices.extend(message.notices)
+            if message.phase is not None:
+                self.phase = message.phase
             return message
         return None
 
@@ -178,25 +182,65 @@ class FeedbackModel:
         """``(fraction, zone_low, zone_high, marks)`` for a bar gauge, all in 0..1.
 
         The scale tops at 2.5 times the contract threshold (or the MVC when
-        it is higher), so the resting band and the thresholds stay visible
+        it is higher, or 1.25 times a guided phase's target when that is
+        higher still), so the resting band and the thresholds stay visible
         and a strong contraction fills the bar. The target zone is the
-        resting band (below the relax threshold) in ``relax`` mode and
-        above the contract threshold in ``train`` mode. ``marks`` are the
-        relax and contract thresholds.
+        current phase's target band in a guided session; otherwise the
+        resting band (below the relax threshold) in ``relax`` mode and above
+        the contract threshold in ``train`` mode. ``marks`` are the relax
+        and contract thresholds.
         """
         th = self.thresholds
         value = self.level(ch)
         if th is None:
             return 0.0, 0.0, 0.0, ()
+        target = self.target_band()
         top = 2.5 * th.on[ch]
         if th.mvc is not None and ch < len(th.mvc) and math.isfinite(th.mvc[ch]):
             top = max(top, th.mvc[ch])
+        if target is not None:
+            top = max(top, 1.25 * target[1])
         top = top if top > 0 else 1.0
         fraction = 0.0 if not math.isfinite(value) else min(1.0, max(0.0, value / top))
         off, on = th.off[ch] / top, th.on[ch] / top
         mode = mode or (self.started.mode if self.started else "relax")
-        low, high = (0.0, off) if mode == "relax" else (on, 1.0)
+        if target is not None:
+            low, high = min(1.0, target[0] / top), min(1.0, target[1] / top)
+        else:
+            low, high = (0.0, off) if mode == "relax" else (on, 1.0)
         return fraction, low, high, (off, on)
+
+    # -- guided session ----------------------------------------------------------
+    def target_band(self):
+        """``(low, high)`` target of the current guided phase in the stream's units, or None."""
+        phase = self.phase
+        if phase is None or phase.done or phase.target_high is None or not phase.target_high > 0:
+            return None
+        low = phase.target_low if phase.target_low is not None else 0.0
+        return max(0.0, min(low, phase.target_high)), phase.target_high
+
+    def cue_word(self) -> str:
+        """``RELAX``, ``CONTRACT`` or ``DONE`` in a guided session, else ""."""
+        phase = self.phase
+        if phase is None:
+            return ""
+        if phase.done:
+            return "DONE"
+        return phase.cue.upper()
+
+    def countdown_text(self) -> str:
+        """Whole seconds left in the phase (``"12 s"``), rounded up; "" outside a guided session."""
+        phase = self.phase
+        if phase is None or phase.done:
+            return ""
+        return f"{max(0, math.ceil(phase.remaining_s - 1e-9))} s"
+
+    def phase_text(self) -> str:
+        """The phase's name, or ``session complete``."""
+        phase = self.phase
+        if phase is None:
+            return ""
+        return "session complete" if phase.done else phase.name
 
     def quality_text(self) -> str:
         bad = [f"{name} {self.quality[i]}" for i, name in enumerate(self.ch_names)

@@ -12,8 +12,11 @@ says CHECK ELECTRODE instead of a state:
 * **missing** — samples are NaN (a device or file that marks lost values).
 
 This is deliberately small; the detection issue provides full quality
-flags later. Cost per chunk: one standard deviation and two comparisons
-over ``window_s`` of samples per channel.
+flags later. Cost: the window is updated with every chunk (a copy of its
+samples), and judged at most every ``period_s`` (one standard deviation
+and two comparisons over ``window_s`` of samples per channel): a contact
+that fails is said within a tenth of a second, and small chunks do not
+pay for a judgement each.
 """
 
 from __future__ import annotations
@@ -47,11 +50,16 @@ class ElectrodeCheck:
         exactly on its maximum or minimum value (default 5 %).
     rails : (float, float), optional
         Known converter limits; samples at or beyond them count as clipped.
+    period_s : float
+        The window is judged again once this much signal came in since the
+        last judgement (0: with every chunk).
     """
 
     def __init__(self, n_channels: int, fs: float, units: str = "uV", window_s: float = 0.5,
-                 flat_std: float | None = None, clip_fraction: float = 0.05, rails=None):
+                 flat_std: float | None = None, clip_fraction: float = 0.05, rails=None, period_s: float = 0.1):
         self.n = max(2, int(round(window_s * fs)))
+        self.period = max(0, int(round(period_s * fs)))
+        self._since = 0
         self.flat_std = flat_std if flat_std is not None else FLAT_STD_BY_UNIT.get(units.lower(), 0.0)
         self.clip_fraction = float(clip_fraction)
         self.rails = rails
@@ -74,6 +82,12 @@ class ElectrodeCheck:
             self._window[:, :-m] = self._window[:, m:]
             self._window[:, -m:] = raw
         self._filled = min(self.n, self._filled + m)
+        self._since += m
+        if self._since < self.period and self._filled < self.n:
+            self._since = self.period  # while the window fills, judge every chunk (the start is quick)
+        if self._since < self.period:
+            return self.status
+        self._since = 0
         win = self._window[:, self.n - self._filled:]
         nan = np.isnan(win)
         missing = nan.mean(axis=1) > 0.5
@@ -109,4 +123,5 @@ class ElectrodeCheck:
     def reset(self) -> None:
         """Start anew (after a seek)."""
         self._filled = 0
+        self._since = 0
         self.status = [OK] * len(self.status)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import threading
+import wave
 
 import numpy as np
 
@@ -148,6 +149,20 @@ class SoundFeedback:
                 stream.close()
             except Exception:  # noqa: BLE001 - audio teardown must never block quitting
                 pass
+
+
+def write_wav(path, samples, rate: int) -> None:
+    """Save samples in -1..1 as a 16-bit mono WAV file (standard library only).
+
+    For listening to the feedback sounds where no audio device is available
+    (and for the tests, which check the pitch of what was written).
+    """
+    pcm = np.round(np.clip(np.asarray(samples, dtype=float), -1.0, 1.0) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(int(rate))
+        out.writeframes(pcm.tobytes())
 
 
 def open_sound(mode: str, channel: int = 0, say=print) -> SoundFeedback | None:

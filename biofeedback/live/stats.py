@@ -36,6 +36,7 @@ class FrameStats:
         self._last_tick: float | None = None
         self._paint_times: deque = deque(maxlen=history)
         self._frame_costs: deque = deque(maxlen=history)
+        self._paint_costs: deque = deque(maxlen=history)
         self.latencies: deque = deque(maxlen=history * 4)
 
     def tick(self, now: float) -> None:
@@ -51,10 +52,12 @@ class FrameStats:
         """Time the frame's work took on the display thread."""
         self._frame_costs.append(seconds)
 
-    def painted(self, now: float) -> None:
-        """The plots were painted at ``now``."""
+    def painted(self, now: float, seconds: float | None = None) -> None:
+        """The plots were painted at ``now`` (the paint took ``seconds``)."""
         self.paints += 1
         self._paint_times.append(now)
+        if seconds is not None:
+            self._paint_costs.append(seconds)
 
     def latency(self, seconds: float) -> None:
         """Delay from a sample leaving the source to the frame showing it."""
@@ -80,6 +83,12 @@ class FrameStats:
             return float("nan")
         return 1000 * float(np.mean(np.fromiter(self._frame_costs, dtype=float)))
 
+    def paint_ms(self) -> float:
+        """Mean time of a paint of the plots, in ms."""
+        if not self._paint_costs:
+            return float("nan")
+        return 1000 * float(np.mean(np.fromiter(self._paint_costs, dtype=float)))
+
     def reset(self) -> None:
         """Start counting anew (e.g. after a warm-up)."""
         self.__init__(1.0 / self.period, self._paint_times.maxlen)
@@ -87,4 +96,4 @@ class FrameStats:
     def summary(self) -> str:
         med, p95 = self.latency_ms()
         return (f"{self.fps():5.1f} fps  dropped {self.dropped}  frame {self.frame_ms():4.1f} ms  "
-                f"latency {med:3.0f}/{p95:3.0f} ms (median/p95)")
+                f"paint {self.paint_ms():4.1f} ms  latency {med:3.0f}/{p95:3.0f} ms (median/p95)")

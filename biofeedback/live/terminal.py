@@ -21,6 +21,7 @@ from biofeedback.live.worker import LiveBlock, StreamEnded
 # ANSI colours close to the window's palette (blue / yellow / red / grey).
 _ANSI = {RELAXED: "\x1b[1;97;44m", CONTRACTING: "\x1b[1;30;43m", SPASM: "\x1b[1;97;41m",
          CHECK_ELECTRODE: "\x1b[1;30;47m", CALIBRATING: "\x1b[1;30;46m"}
+_CUE_ANSI = {"RELAX": "\x1b[1;97;44m", "CONTRACT": "\x1b[1;30;43m"}
 _RESET = "\x1b[0m"
 _CLEAR_LINE = "\x1b[2K"
 
@@ -47,9 +48,27 @@ def level_bar(fraction: float, low: float, high: float, marks=(), width: int = 2
     return "[" + "".join(cells) + "]"
 
 
+def cue_text(model: FeedbackModel, colour: bool = False, width: int = 10) -> str:
+    """Guided session: ``"RELAX 12 s  hold 2/5 [####......]"``; "" without a session."""
+    word = model.cue_word()
+    if not word:
+        return ""
+    if model.phase.done:
+        return f"{word}  {model.phase_text()}"
+    shown = f"{word:<8}"
+    if colour and word in _CUE_ANSI:
+        shown = f"{_CUE_ANSI[word]} {word} {_RESET}" + " " * max(0, 6 - len(word))
+    filled = int(round(model.phase.progress * width))
+    bar = "[" + "=" * filled + "." * (width - filled) + "]"
+    return f"{shown} {model.countdown_text():>5}  {model.phase_text()} {bar}"
+
+
 def feedback_line(model: FeedbackModel, colour: bool = False, width: int = 24) -> str:
-    """One line with, per feedback channel, state word, bar, level and percent."""
+    """One line: the guided cue if any, then per feedback channel state word, bar, level and percent."""
     parts = []
+    cue = cue_text(model, colour)
+    if cue:
+        parts.append(cue)
     for ch in model.feedback_index:
         state = model.state(ch)
         word = f"{state:<15}"
@@ -67,9 +86,9 @@ def feedback_line(model: FeedbackModel, colour: bool = False, width: int = 24) -
 
 
 def event_line(event) -> str:
-    """``"00:16.5  ch1  spasm  0.4 s"``."""
+    """``"00:16.5  ch1  spasm  0.4 s"`` (``failure_to_relax`` reads ``failure to relax``)."""
     minutes, seconds = divmod(event.onset_s, 60)
-    text = f"{int(minutes):02d}:{seconds:04.1f}  {event.channel}  {event.kind}"
+    text = f"{int(minutes):02d}:{seconds:04.1f}  {event.channel}  {event.kind.replace('_', ' ')}"
     if event.duration_s > 0:
         text += f"  {event.duration_s:.1f} s"
     if "problem" in event.extra:

@@ -16,6 +16,23 @@ threshold changes are carried into the next block that fits, so nothing
 the user must read is lost, and the recording (written here, before the
 queue) keeps every sample received. Sources that are not real time (a
 replay at full speed) use back-pressure instead (``block_when_full``).
+
+Processing cost: every call into the pipeline costs about the same fixed
+overhead whatever its length (a dozen NumPy/SciPy calls), so a device or
+simulator that hands over 10 ms chunks would spend most of the worker's
+time on overhead. Consecutive chunks are therefore processed together once
+they span ``min_block_s`` (20 ms by default: a little more than one frame
+at 60 frames/s, so the display sees no difference; the oldest samples wait
+at most one source chunk longer). A pause, a seek, a jump in the sample
+index or the end of the stream processes what is waiting at once.
+
+Classification: the detector gets the same
+:class:`~biofeedback.detect.classify.EventClassifier` as batch analysis,
+and the chunks carry the cue track as its codes, so live events get the
+same kinds as a batch report of the recording (contraction,
+failure_to_relax, twitch, spasm, cramp, elevated_tone). The cues come from
+a *cue provider* (a guided session, see :class:`LiveWorker`), else from the
+source's cue track.
 """
 
 from __future__ import annotations
@@ -29,13 +46,14 @@ import numpy as np
 
 from biofeedback.core.types import Chunk, Event, StreamInfo
 from biofeedback.detect.baseline import Baseline
+from biofeedback.detect.classify import ClassifierSettings, EventClassifier
 from biofeedback.detect.threshold import ThresholdDetector
-from biofeedback.dsp.settings import PipelineSettings, build_pipeline, resolve_mains
+from biofeedback.dsp.settings import PipelineSettings, build_pipeline, resolve_ecg, resolve_mains
 from biofeedback.errors import BiofeedbackError
 from biofeedback.live.calibration import GuidedCalibration
 from biofeedback.live.decimate import DisplayDecimator, Traces
 from biofeedback.live.quality import OK, ElectrodeCheck
-from biofeedback.live.state import WAITING, StateLogic
+from biofeedback.live.state import CUE_MAP, WAITING, StateLogic
 
 #: Seconds of raw signal used to detect the mains frequency when ``mains="auto"``.
 MAINS_PROBE_S = 1.0
@@ -55,7 +73,15 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class StreamStarted:
-    """First message: what is being shown."""
+    """First message: what is being shown.
+
+    ``envelope_delay_s`` is how far the envelope lags the muscle (half the
+    RMS window, plus heartbeat suppression's delay when it runs);
+    ``signal_delay_s`` is the part of it by which the filtered signal and
+    the envelope lag the raw samples, cues and events (heartbeat
+    suppression), so a display can draw them at raw-signal time. ``guided``
+    is True with a cue provider.
+    """
 
     info: StreamInfo
     source_name: str
@@ -64,6 +90,59 @@ class StreamStarted:
     seekable: bool
     duration_s: float
     envelope_delay_s: float
+    signal_delay_s: float = 0.0
+    guided: bool = False
+
+
+@dataclass(frozen=True)
+class PhaseStatus:
+    """Where a guided session stands (a snapshot of a cue provider's ``status``).
+
+    Attributes
+    ----------
+    name : str
+        Phase label, e.g. ``"hold 2/5"``.
+    cue : str
+        ``"relax"`` or ``"contract"``.
+    remaining_s : float
+        Seconds left in the phase.
+    progress : float
+        Share of the phase done, 0..1.
+    target_low, target_high : float or None
+        Target band of the envelope in the stream's units.
+    done : bool
+        The session is over.
+    """
+
+    name: str = ""
+    cue: str = ""
+    remaining_s: float = 0.0
+    progress: float = 0.0
+    target_low: float | None = None
+    target_high: float | None = None
+    done: bool = False
+
+    @classmethod
+    def of(cls, status) -> "PhaseStatus | None":
+        """Copy any object with these attributes (duck typing); None stays None."""
+        if status is None:
+            return None
+
+        def number(name, default=None):
+            value = getattr(status, name, default)
+            if value is None:
+                return default
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                return default
+            return value if np.isfinite(value) else default
+
+        return cls(name=str(getattr(status, "name", "") or ""), cue=str(getattr(status, "cue", "") or ""),
+                   remaining_s=max(0.0, number("remaining_s", 0.0)),
+                   progress=min(1.0, max(0.0, number("progress", 0.0))),
+                   target_low=number("target_low"), target_high=number("target_high"),
+                   done=bool(getattr(status, "done", False)))
 
 
 @dataclass(frozen=True)
@@ -109,6 +188,8 @@ class LiveBlock:
         Display bins of the block (see :mod:`biofeedback.live.decimate`):
         min/max of the filtered signal and mean envelope per bin, the last
         one possibly partial.
+    phase : PhaseStatus, optional
+        Guided session status after this block (with a cue provider).
     """
 
     first_sample: int
@@ -128,6 +209,7 @@ class LiveBlock:
     paused: bool = False
     peaks: np.ndarray | None = None
     traces: Traces | None = None
+    phase: PhaseStatus | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +226,19 @@ class _Carry:
     notices: list = field(default_factory=list)
     thresholds: Thresholds | None = None
     discontinuity: bool = False
+
+
+def _join(chunks: list[Chunk]) -> Chunk:
+    """One chunk from consecutive chunks (samples, cues and events)."""
+    if len(chunks) == 1:
+        return chunks[0]
+    first = chunks[0]
+    cues = None
+    if all(c.cues is not None for c in chunks):
+        cues = np.concatenate([np.asarray(c.cues) for c in chunks])
+    events = tuple(e for c in chunks for e in c.events)
+    return Chunk(np.concatenate([c.data for c in chunks], axis=1), first.first_sample, first.info,
+                 events=events, cues=cues)
 
 
 def fill_missing(data: np.ndarray, last_valid: np.ndarray) -> np.ndarray:
@@ -202,9 +297,21 @@ class LiveWorker:
     display_rate_hz : float
         Bins per second of the reduced traces for the display (min/max of
         the filtered signal, mean envelope), computed here so the display
-        never scans raw samples. 50 bins/s puts a bin on every 1.5 pixel
-        columns of a 10 s trace 750 pixels wide; the bin still filling is
+        never scans raw samples; the window asks for a rate matching its
+        plot's width (:meth:`set_display_rate`). The bin still filling is
         sent too, so binning adds no delay.
+    min_block_s : float
+        Consecutive source chunks are processed together until they span
+        this long (see the module notes); 0 processes each chunk alone.
+    cue_provider : object, optional
+        A guided session: ``cues_for(first_sample, n)`` gives the cue
+        (``"relax"``/``"contract"``) of each sample and
+        ``status(sample_index)`` an object with ``name``, ``cue``,
+        ``remaining_s``, ``progress``, ``target_low``, ``target_high`` and
+        ``done``. Its cues replace the source's; its status travels with
+        every block (:class:`PhaseStatus`). Called on the worker thread.
+    classifier : ClassifierSettings, optional
+        Limits of the event classification (default: as batch analysis).
     queue_size : int
         Bound of the output queue, in blocks.
     block_when_full : bool
@@ -219,8 +326,8 @@ class LiveWorker:
                  baseline: Baseline | None = None, mvc=None, calibration_s: float = 8.0,
                  profile_name: str | None = None, profile_loader=None, recorder=None, sound=None,
                  display_rate_hz: float = 50.0, queue_size: int = 128, block_when_full: bool = False,
-                 source_name: str = "",
-                 clock=time.monotonic):
+                 source_name: str = "", min_block_s: float = 0.02, cue_provider=None,
+                 classifier: ClassifierSettings | None = None, clock=time.monotonic):
         self.source = source
         self.settings = settings or PipelineSettings()
         self.mode = mode
@@ -233,6 +340,9 @@ class LiveWorker:
         self.sound = sound
         self.block_when_full = block_when_full
         self.display_rate_hz = float(display_rate_hz)
+        self.min_block_s = max(0.0, float(min_block_s))
+        self.cue_provider = cue_provider
+        self.classifier_settings = classifier or ClassifierSettings()
         self.source_name = source_name
         self.output: queue.Queue = queue.Queue(maxsize=max(2, int(queue_size)))
         self._clock = clock
@@ -279,6 +389,11 @@ class LiveWorker:
         """Put a marker event at the newest processed sample."""
         self._commands.put(("marker", label))
 
+    def set_display_rate(self, rate_hz: float) -> None:
+        """Display bins per second from now on (the window follows its plot's width)."""
+        if rate_hz > 0:
+            self._commands.put(("display_rate", float(rate_hz)))
+
     # -- thread body ---------------------------------------------------------
     def _run(self) -> None:
         ended = StreamEnded("stopped")
@@ -309,7 +424,8 @@ class LiveWorker:
         fs = info.fs
         n_ch = info.n_channels
         self._cues_between = getattr(source, "cues_between", None)
-        has_cues = bool(getattr(source, "has_cues", self._cues_between is not None))
+        has_cues = self.cue_provider is not None or \
+            bool(getattr(source, "has_cues", self._cues_between is not None))
         if not has_cues:
             self._cues_between = None
         carry = _Carry()
@@ -321,7 +437,11 @@ class LiveWorker:
                 carry.notices.append(notice)
         if self.recorder is not None:
             self.recorder.open(info)
-        self.state = StateLogic(n_ch, fs, self.mode)
+        # Heartbeat suppression as batch analysis decides it without a long
+        # probe: on for the trunk and pelvic presets (or when asked).
+        self._resolved = resolve_ecg(self.settings)
+        self._delay = self._resolved.delay_samples(fs)
+        self.state = StateLogic(n_ch, fs, self.mode, classifier=self.classifier_settings)
         self.electrodes = ElectrodeCheck(n_ch, fs, info.units)
         self._last_valid = np.zeros(n_ch)
         self.decimator = DisplayDecimator(n_ch, max(1, int(round(fs / self.display_rate_hz))))
@@ -336,12 +456,27 @@ class LiveWorker:
         self._put_control(StreamStarted(
             info, self.source_name or info.source, has_cues, self.mode,
             seekable=hasattr(source, "seek"), duration_s=float(getattr(source, "duration_s", 0.0) or 0.0),
-            envelope_delay_s=envelope_delay))
+            envelope_delay_s=envelope_delay + self._delay / fs, signal_delay_s=self._delay / fs,
+            guided=self.cue_provider is not None))
 
+        # Mains "auto" holds the first second back to detect 50/60 Hz, as
+        # batch analysis does, so live and batch filter alike; heartbeat
+        # suppression learns the beat from the same second.
+        hold_probe = str(self.settings.mains) == "auto" or self._resolved.ecg_enabled()
         probe: list[Chunk] = []
+        pending: list[Chunk] = []  # contiguous chunks waiting to be processed together
+        pending_since = 0.0        # t_source of the oldest of them
         expected = None
         seek_seen = getattr(source, "seek_count", 0)
-        last_position = 0.0
+        self._last_position = 0.0
+        min_block = int(np.ceil(self.min_block_s * fs))
+
+        def flush():
+            nonlocal pending
+            if pending:
+                batch, pending = pending, []
+                self._emit(self._process(_join(batch), pending_since, carry), carry)
+
         for chunk in source:
             t_source = self._clock()
             if self._stop.is_set():
@@ -349,6 +484,7 @@ class LiveWorker:
             self.samples_received += chunk.n_samples
             seek_now = getattr(source, "seek_count", 0)
             if seek_now != seek_seen:
+                flush()  # what came before the jump, with the old filter states
                 seek_seen = seek_now
                 self._restart_after_seek()
                 carry.discontinuity = True
@@ -367,25 +503,29 @@ class LiveWorker:
                 self.recorder.write(chunk)
             self._run_commands(carry, chunk.first_sample)
             if self._pipeline is None:
-                # Mains "auto": hold the first second back to detect 50/60 Hz,
-                # as batch analysis does, so live and batch filter alike.
                 probe.append(chunk)
-                if str(self.settings.mains) == "auto" and sum(c.n_samples for c in probe) < MAINS_PROBE_S * fs:
+                if hold_probe and sum(c.n_samples for c in probe) < MAINS_PROBE_S * fs:
                     continue
                 raw = np.concatenate([fill_missing(c.data, self._last_valid.copy()) for c in probe], axis=1)
                 self._mains_hz = resolve_mains(self.settings, raw, fs)
-                self._build_pipeline(self.baseline)
-                chunks, probe = probe, []
-            else:
-                chunks = [chunk]
-            for c in chunks:
-                block = self._process(c, t_source, carry)
-                last_position = c.stop / fs
-                self._emit(block, carry)
+                self._build_pipeline(self.baseline, prime=raw)
+                for c in probe:
+                    self._emit(self._process(c, t_source, carry), carry)
+                probe = []
+                continue
+            if pending and chunk.first_sample != pending[-1].stop:
+                flush()  # a jump in the index: never join across it
+            if not pending:
+                pending_since = t_source
+            pending.append(chunk)
+            if sum(c.n_samples for c in pending) >= min_block or getattr(source, "paused", False):
+                flush()
+        flush()
         for c in probe:  # a stream shorter than the mains probe
             if self._pipeline is None:
                 self._build_pipeline(self.baseline)
             self._emit(self._process(c, self._clock(), carry), carry)
+        last_position = self._last_position
         final = self._detector.flush() if self._detector is not None and self._detector.baseline is not None else []
         if final or carry.events or carry.notices:
             carry.events.extend(self.state.label_event(e, fs) for e in final)
@@ -400,9 +540,11 @@ class LiveWorker:
         return StreamEnded(f"{what} ended after {last_position:.1f} s")
 
     # -- helpers -------------------------------------------------------------
-    def _build_pipeline(self, baseline) -> None:
-        self._pipeline = build_pipeline(self.settings, self._info, mains_hz=self._mains_hz, baseline=baseline,
-                                        detect=True, calibration_s=self.calibration_s)
+    def _build_pipeline(self, baseline, prime=None) -> None:
+        classifier = EventClassifier(self.classifier_settings, CUE_MAP, coded_cues=True, tone_without_cues=True)
+        self._pipeline = build_pipeline(self._resolved, self._info, mains_hz=self._mains_hz, baseline=baseline,
+                                        detect=True, calibration_s=self.calibration_s, classifier=classifier,
+                                        ecg_prime=prime if self._resolved.ecg_enabled() else None)
         self._detector = self._pipeline.find(ThresholdDetector)
         self._samples_since_build = 0
 
@@ -436,13 +578,33 @@ class LiveWorker:
                 event = Event("marker", ",".join(self._info.ch_names), t, t, float("nan"), {"label": command[1]})
                 carry.events.append(event)
                 self._write_events([event])
+            elif kind == "display_rate":
+                self.display_rate_hz = command[1]
+                self.decimator.set_factor(max(1, int(round(self._info.fs / command[1]))))
+
+    def _cue_codes(self, chunk: Chunk):
+        """Cue codes of the chunk's samples: the cue provider's, else the source's; None without cues."""
+        labels = None
+        if self.cue_provider is not None:
+            labels = self.cue_provider.cues_for(chunk.first_sample, chunk.n_samples)
+        elif chunk.cues is not None:
+            labels = chunk.cues
+        elif self._cues_between is not None:
+            labels = self._cues_between(chunk.first_sample, chunk.stop)
+        if labels is None or len(labels) != chunk.n_samples:
+            return None
+        return CUE_MAP.codes(labels)
 
     def _process(self, chunk: Chunk, t_source: float, carry: _Carry) -> LiveBlock:
         info = self._info
         fs = info.fs
         raw = chunk.data
         data = fill_missing(np.asarray(raw, dtype=float), self._last_valid)
-        out = self._pipeline.process(chunk.replace(data=data))
+        codes = self._cue_codes(chunk)
+        if codes is not None:
+            self.state.cues.update_codes(codes, chunk.first_sample)
+        # The cues travel with the chunk to the classifier, as in batch analysis.
+        out = self._pipeline.process(chunk.replace(data=data, cues=codes))
         self._samples_since_build += chunk.n_samples
         envelope = out.data
         quality = self.electrodes.update(raw)
@@ -452,8 +614,6 @@ class LiveWorker:
                 t = chunk.stop / fs
                 events.append(Event("check electrode", info.ch_names[ch], t, t, float("nan"), {"problem": now}))
         self._quality = list(quality)
-        if self._cues_between is not None:
-            self.state.cues.update(self._cues_between(chunk.first_sample, chunk.stop), chunk.first_sample)
         detector = self._detector
         prompt = ""
         if self._guided is not None:
@@ -466,9 +626,18 @@ class LiveWorker:
             settle = getattr(detector.settings, "settle_s", 0.0)
             left = settle + self.calibration_s - self._samples_since_build / fs
             prompt = f"relax, {max(1, int(np.ceil(left)))} s"
-        active = [detector.is_active(ch) for ch in range(info.n_channels)]
-        states = self.state.update(active, chunk.stop, electrode_ok=self.electrodes.ok,
-                                   calibrating=bool(prompt))
+        n_ch = info.n_channels
+        active = [detector.is_active(ch) for ch in range(n_ch)]
+        # The envelope lags the raw signal (and the cues) by the pipeline's
+        # delay: judge the burst at the detector's own onset, in raw time.
+        delay = self._delay
+        onsets = [None] * n_ch
+        for ch in range(n_ch):
+            if active[ch]:
+                onset = detector.pending_onset(ch)
+                onsets[ch] = None if onset is None else onset - delay
+        states = self.state.update(active, chunk.stop - delay, electrode_ok=self.electrodes.ok,
+                                   calibrating=bool(prompt), onsets=onsets)
         events.extend(self.state.label_event(e, fs) for e in out.events)
         self._write_events([e for e in events if e.kind != "gap"])
         if detector.baseline is not None and detector.baseline is not self._shown_baseline:
@@ -477,19 +646,23 @@ class LiveWorker:
                                           detector.on_threshold, detector.off_threshold, self.mvc,
                                           detector.baseline.method)
             carry.thresholds = self._thresholds
-        levels = envelope[:, -1].copy() if envelope.shape[1] else np.full(info.n_channels, np.nan)
+        levels = envelope[:, -1].copy() if envelope.shape[1] else np.full(n_ch, np.nan)
         if self.sound is not None:
             self.sound.update(levels, self._thresholds, states)
         carry.events.extend(events)
         filtered = out.layers["filtered"]
-        peaks = envelope.max(axis=1) if envelope.shape[1] else np.zeros(info.n_channels)
+        peaks = envelope.max(axis=1) if envelope.shape[1] else np.zeros(n_ch)
         traces = self.decimator.process(chunk.first_sample, filtered, envelope)
+        phase = None
+        if self.cue_provider is not None:
+            phase = PhaseStatus.of(self.cue_provider.status(chunk.stop))
+        self._last_position = chunk.stop / fs
         return LiveBlock(
             first_sample=chunk.first_sample, t_source=t_source, filtered=filtered, peaks=peaks,
             traces=traces,
             envelope=envelope, states=tuple(states), levels=levels, quality=tuple(quality),
             calibration=prompt, samples_lost=self.samples_lost, position_s=chunk.stop / fs,
-            paused=bool(getattr(self.source, "paused", False)))
+            paused=bool(getattr(self.source, "paused", False)), phase=phase)
 
     def _finish_guided(self, carry: _Carry) -> None:
         guided, self._guided = self._guided, None

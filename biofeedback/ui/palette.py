@@ -30,18 +30,34 @@ STATE_COLOURS = {
     WAITING: (LIGHT_GREY, "#444444"),
 }
 
+#: (background, text) of a guided session's cue: the same colours as the
+#: states the cue asks for (relax → RELAXED, contract → CONTRACTING).
+CUE_COLOURS = {
+    "RELAX": (BLUE, WHITE),
+    "CONTRACT": (ORANGE, BLACK),
+    "DONE": (LIGHT_GREY, "#444444"),
+}
+
 #: Colour of event markers on the trace and in the list, by event kind.
 EVENT_COLOURS = {
     "contraction": ORANGE,
+    "failure_to_relax": REDDISH_PURPLE,
     "spasm": VERMILLION,
     "cramp": VERMILLION,
+    "twitch": VERMILLION,
+    "elevated_tone": SKY_BLUE,
     "gap": GREY,
     "check electrode": GREY,
     "marker": REDDISH_PURPLE,
 }
 
 #: Darker text for labels whose marker colour is too light to read as text.
-LABEL_COLOURS = {"contraction": "#8A5A00", "gap": "#555555", "check electrode": "#555555"}
+LABEL_COLOURS = {"contraction": "#8A5A00", "elevated_tone": "#1F6F99", "gap": "#555555",
+                 "check electrode": "#555555"}
+
+#: Marker label per event kind (others: the kind, with spaces).
+EVENT_LABELS = {"spasm": "SPASM", "cramp": "CRAMP", "twitch": "twitch", "failure_to_relax": "late release",
+                "elevated_tone": "raised tone", "check electrode": "electrode"}
 
 #: Trace colours: the filtered signal is a light backdrop, the envelope the
 #: line to read.
@@ -52,6 +68,7 @@ TARGET_ZONE = BLUISH_GREEN
 
 #: Point sizes. The state word must be readable across a room.
 STATE_PT = 40
+CUE_PT = 34
 LEVEL_PT = 26
 TEXT_PT = 14
 SMALL_PT = 12

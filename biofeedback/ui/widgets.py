@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pyqtgraph as pg
-from PyQt6 import QtCore, QtGui, QtWidgets
+from PyQt6 import QtCore, QtGui, QtWidgets, sip
 
-from biofeedback.live.ring import MirrorRing
 from biofeedback.ui import palette
 
 #: Event markers older than the window are removed; at most this many stay.
 MAX_MARKERS = 64
+#: Labels of instant events closer than this (s) to the newest sample are
+#: right-aligned, so they do not run off the plot.
+RIGHT_ALIGN_S = 1.5
 
 
 def font(points: int, bold: bool = False) -> QtGui.QFont:
@@ -18,6 +22,17 @@ def font(points: int, bold: bool = False) -> QtGui.QFont:
     f.setPointSize(points)
     f.setBold(bold)
     return f
+
+
+def fit_font(label: QtWidgets.QLabel, points: int) -> None:
+    """Largest bold font up to ``points`` at which the label's text fits its width."""
+    available = max(100, label.width() - 20)
+    size = points
+    needed = QtGui.QFontMetrics(font(size, bold=True)).horizontalAdvance(label.text())
+    if needed > available:
+        size = max(14, int(size * available / needed))
+    if label.font().pointSize() != size:
+        label.setFont(font(size, bold=True))
 
 
 class LevelGauge(QtWidgets.QWidget):
@@ -113,16 +128,7 @@ class FeedbackPanel(QtWidgets.QFrame):
         self._fit_word()
 
     def _fit_word(self) -> None:
-        """Largest font up to STATE_PT at which the word fits the panel's width."""
-        word = self.word.text()
-        available = max(100, self.word.width() - 20)
-        size = palette.STATE_PT
-        metrics = QtGui.QFontMetrics(font(size, bold=True))
-        needed = metrics.horizontalAdvance(word)
-        if needed > available:
-            size = max(14, int(size * available / needed))
-        if self.word.font().pointSize() != size:
-            self.word.setFont(font(size, bold=True))
+        fit_font(self.word, palette.STATE_PT)
 
     def resizeEvent(self, event):  # noqa: N802 - Qt name
         super().resizeEvent(event)
@@ -135,18 +141,75 @@ class FeedbackPanel(QtWidgets.QFrame):
             self.percent.setText(percent_text)
 
 
-class TimedGraphicsLayout(pg.GraphicsLayoutWidget):
-    """A GraphicsLayoutWidget that reports when it has painted (for latency)."""
+class SessionPanel(QtWidgets.QFrame):
+    """A guided session's cue: RELAX or CONTRACT in large words, the seconds left and the phase's progress."""
 
-    painted = QtCore.pyqtSignal(float)
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setFrameShape(QtWidgets.QFrame.Shape.StyledPanel)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(8, 6, 8, 6)
+        layout.setSpacing(4)
+        self.cue = QtWidgets.QLabel("")
+        self.cue.setFont(font(palette.CUE_PT, bold=True))
+        self.cue.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.cue.setMinimumHeight(64)
+        self.cue.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Fixed)
+        self.countdown = QtWidgets.QLabel("")
+        self.countdown.setFont(font(palette.LEVEL_PT, bold=True))
+        self.countdown.setAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
+        self.countdown.setMinimumWidth(QtGui.QFontMetrics(self.countdown.font()).horizontalAdvance("888 s") + 8)
+        top = QtWidgets.QHBoxLayout()
+        top.addWidget(self.cue, 1)
+        top.addWidget(self.countdown)
+        self.phase = QtWidgets.QLabel("")
+        self.phase.setFont(font(palette.TEXT_PT))
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        self.progress.setFixedHeight(12)
+        bottom = QtWidgets.QHBoxLayout()
+        bottom.addWidget(self.phase)
+        bottom.addWidget(self.progress, 1)
+        layout.addLayout(top)
+        layout.addLayout(bottom)
+        self._shown = None
+
+    def show_status(self, word: str, phase: str, countdown: str, progress: float) -> None:
+        """Show a cue (``RELAX``, ``CONTRACT`` or ``DONE``), phase name, countdown and progress (0..1)."""
+        shown = (word, phase, countdown, int(round(1000 * progress)))
+        if shown == self._shown:
+            return  # labels re-layout on every setText: skip when unchanged
+        if self._shown is None or word != self._shown[0]:
+            background, text = palette.CUE_COLOURS.get(word, (palette.LIGHT_GREY, palette.BLACK))
+            self.cue.setText(word)
+            self.cue.setStyleSheet(f"background-color: {background}; color: {text}; border-radius: 6px;")
+            fit_font(self.cue, palette.CUE_PT)
+        if self._shown is None or phase != self._shown[1]:
+            self.phase.setText(phase)
+        if self._shown is None or countdown != self._shown[2]:
+            self.countdown.setText(countdown)
+        self.progress.setValue(shown[3])
+        self._shown = shown
+
+    def resizeEvent(self, event):  # noqa: N802 - Qt name
+        super().resizeEvent(event)
+        fit_font(self.cue, palette.CUE_PT)
+
+
+class TimedGraphicsLayout(pg.GraphicsLayoutWidget):
+    """A GraphicsLayoutWidget that reports when it has painted (for latency) and how long it took."""
+
+    painted = QtCore.pyqtSignal(float, float)
 
     def __init__(self, clock, parent=None):
         super().__init__(parent)
         self._clock = clock
 
     def paintEvent(self, event):  # noqa: N802 - Qt name
+        t0 = time.perf_counter()
         super().paintEvent(event)
-        self.painted.emit(self._clock())
+        self.painted.emit(self._clock(), time.perf_counter() - t0)
 
 
 def _span_rect(x0: float, x1: float, brush) -> QtWidgets.QGraphicsRectItem:
@@ -168,22 +231,151 @@ BELOW_ZERO = 0.6
 LANE_MARGIN = 0.04
 
 
-class _TraceCurve(pg.PlotCurveItem):
-    """A curve whose bounds are never computed from its data.
+_BOX = QtCore.QRectF(-1e9, -1e9, 2e9, 2e9)
 
-    pyqtgraph finds a curve's bounding box with a NaN-aware min and max over
-    all its points each time the data change, which every curve does at
-    every frame. The lane clips its children anyway and the view never
-    auto-ranges, so a fixed, generous box does the same job for free.
+
+class QtArray:
+    """A preallocated Qt array (``QPointF`` or ``QLineF``) with a NumPy view of its memory.
+
+    The traces are copied into it with NumPy slice assignments and handed to
+    ``QPainter.drawPolyline`` / ``drawLines`` as they are: no Python object
+    per point and no allocation per frame (the memory only grows, when a
+    wider window needs more points than ever before).
     """
 
-    _BOX = QtCore.QRectF(-1e9, -1e9, 2e9, 2e9)
+    def __init__(self, klass, fields: int, capacity: int = 0):
+        self._klass, self._fields = klass, fields
+        self._array = None
+        self.capacity = 0
+        self.size = 0
+        self.reserve(max(1, capacity))
+
+    def reserve(self, capacity: int) -> None:
+        if capacity <= self.capacity:
+            return
+        self._array = sip.array(self._klass, int(capacity))
+        self.capacity = int(capacity)
+        memory = sip.voidptr(self._array, self.capacity * self._fields * 8)
+        self._values = np.frombuffer(memory, dtype=np.float64).reshape(self.capacity, self._fields)
+
+    def values(self, n: int) -> np.ndarray:
+        """Writable view of the first ``n`` elements, shape ``(n, fields)``; sets the size."""
+        self.reserve(n)
+        self.size = int(n)
+        return self._values[:n]
+
+    def drawable(self):
+        """The first :attr:`size` elements, for ``QPainter``."""
+        return self._array[:self.size]
+
+
+class _Polyline(QtWidgets.QGraphicsItem):
+    """A trace drawn with one ``drawPolyline`` call: the cheapest line Qt has.
+
+    pyqtgraph's ``PlotCurveItem`` costs tens of microseconds of Python per
+    update and per paint (option handling, bounds, path caches) and draws
+    wide pens by stroking every segment into a polygon. Here the points sit
+    in a preallocated Qt array, the bounding box is fixed (the lane clips
+    its children and the view never auto-ranges), and the pen is always a
+    1-pixel cosmetic pen, which Qt's raster engine draws on its fast path.
+    ``thick`` draws the polyline a second time one device pixel lower: a
+    2-pixel line for the price of two thin ones (a real 2-pixel pen costs
+    about eight times as much).
+
+    Parameters
+    ----------
+    colour : str
+    thick : bool
+    pairs : bool
+        The points are ``(x0, y0), (x1, y1)`` pairs drawn as separate
+        segments (``drawLines``): the vertical min-max strokes of the
+        filtered signal.
+    """
+
+    def __init__(self, colour: str, thick: bool = False, pairs: bool = False):
+        super().__init__()
+        pen = QtGui.QPen(QtGui.QColor(colour))
+        pen.setWidth(0)  # cosmetic, one pixel whatever the transform
+        pen.setCosmetic(True)
+        self.pen = pen
+        self.thick = thick
+        self.pairs = pairs
+        self.buffer = QtArray(QtCore.QLineF if pairs else QtCore.QPointF, 4 if pairs else 2, 1024)
+        self._shift = QtGui.QTransform.fromTranslate(0.0, 1.0)
+
+    def set_data(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Copy the points in (``pairs``: ``x`` and ``y`` of even length, two points a segment)."""
+        n = int(x.shape[0])
+        if self.pairs:
+            n -= n % 2
+            points = self.buffer.values(n // 2).reshape(-1, 2)
+        else:
+            points = self.buffer.values(n)
+        points[:, 0] = x[:n]
+        points[:, 1] = y[:n]
+        self.update()
+
+    def clear(self) -> None:
+        self.buffer.size = 0
+        self.update()
+
+    def point_count(self) -> int:
+        return self.buffer.size * (2 if self.pairs else 1)
 
     def boundingRect(self):  # noqa: N802 - Qt name
-        return self._BOX
+        return _BOX
 
-    def dataBounds(self, ax, frac=1.0, orthoRange=None):  # noqa: N802 - pyqtgraph name
-        return None, None
+    def paint(self, p, *_args):
+        if self.buffer.size == 0:
+            return
+        p.setPen(self.pen)
+        draw = p.drawLines if self.pairs else p.drawPolyline
+        items = self.buffer.drawable()
+        draw(items)
+        if self.thick:
+            p.setTransform(p.transform() * self._shift)  # one device pixel down
+            draw(items)
+
+
+class HLines(QtWidgets.QGraphicsItem):
+    """Horizontal lines across the whole view, 1 or 2 device pixels thick.
+
+    Each line is one ``fillRect`` in device coordinates at the height its
+    value maps to, which is all a threshold or a lane separator needs; a
+    line item spanning "everything" in data units makes Qt clip and stroke a
+    segment millions of pixels long at every frame.
+
+    Parameters
+    ----------
+    colours : sequence of str
+        One colour per line.
+    width : int
+        Thickness in device pixels.
+    """
+
+    def __init__(self, colours, width: int = 2):
+        super().__init__()
+        self.colours = [QtGui.QColor(c) for c in colours]
+        self.values = [None] * len(self.colours)
+        self.width = int(width)
+
+    def set_values(self, values) -> None:
+        self.values = [None if v is None else float(v) for v in values]
+        self.update()
+
+    def boundingRect(self):  # noqa: N802 - Qt name
+        return _BOX
+
+    def paint(self, p, _option, widget=None):
+        transform = p.transform()
+        span = float(widget.width()) if widget is not None else 1e4
+        p.resetTransform()
+        for colour, value in zip(self.colours, self.values):
+            if value is None:
+                continue
+            y = round(transform.map(QtCore.QPointF(0.0, value)).y())
+            p.fillRect(QtCore.QRectF(0.0, y - self.width // 2, span, self.width), colour)
+        p.setTransform(transform)
 
 
 class _Lane(pg.GraphicsObject):
@@ -210,6 +402,27 @@ class _Lane(pg.GraphicsObject):
         pass
 
 
+class _Label(QtWidgets.QGraphicsTextItem):
+    """An event label: placed in data coordinates, drawn unscaled, cached as a pixmap.
+
+    Qt keeps it unscaled (``ItemIgnoresTransformations``) and scrolls the
+    cached pixmap with its lane, so a label costs a blit per frame and no
+    Python at all (pyqtgraph's ``TextItem`` recomputes its transform in
+    Python whenever the view moves).
+    """
+
+    def __init__(self, text: str, colour: str):
+        super().__init__(text)
+        self.setDefaultTextColor(QtGui.QColor(colour))
+        self.setFont(font(palette.SMALL_PT, bold=True))
+        self.setFlag(self.GraphicsItemFlag.ItemIgnoresTransformations)
+        self.setCacheMode(self.CacheMode.DeviceCoordinateCache)
+
+    def align_right(self) -> None:
+        """Anchor the label by its top-right corner instead of its top-left."""
+        self.setTransform(QtGui.QTransform.fromTranslate(-self.boundingRect().width(), 0.0))
+
+
 class ChannelPlot:
     """One channel's lane in the shared plot: filtered signal, envelope, band, thresholds, events.
 
@@ -219,17 +432,17 @@ class ChannelPlot:
     that one transform, never the data.
 
     The window keeps the reduced traces in preallocated
-    :class:`~biofeedback.live.ring.MirrorRing` buffers and each frame hands
-    contiguous views to ``setData`` once per curve.
+    :class:`~biofeedback.live.ring.MirrorRing` buffers and each frame copies
+    the part in view into each curve's preallocated Qt array (one update
+    per curve per frame).
 
     Drawing cost matters at 60 frames per second on a small machine, so
-    the items are the cheapest that do the job: bare ``PlotCurveItem``
-    curves (no per-frame clipping or downsampling: the worker already
-    reduced the data to display resolution, keeping each bin's minimum and
-    maximum so no spike is lost), plain rectangles for the resting band and
-    the event spans, solid threshold lines, and a 2-pixel envelope (dashed
-    or wider strokes cost several milliseconds per frame in Qt's raster
-    engine).
+    the items are the cheapest that do the job: :class:`_Polyline` traces
+    with 1-pixel cosmetic pens (the worker already reduced the data to
+    display resolution, keeping each bin's minimum and maximum so no spike
+    is lost; the envelope is drawn twice, one pixel apart, to look 2 pixels
+    wide), plain rectangles for the resting band and the event spans,
+    :class:`HLines` for the thresholds, and event labels cached as pixmaps.
 
     Parameters
     ----------
@@ -250,26 +463,20 @@ class ChannelPlot:
         self.band.setBrush(pg.mkBrush(*palette.REST_BAND))
         self.band.setPen(pg.mkPen(None))
         self.band.setZValue(-20)
-        # Min/max pairs as separate vertical strokes (drawLines), cheaper
-        # than one path through all of them.
-        self.filtered_curve = _TraceCurve(pen=pg.mkPen(palette.FILTERED_PEN, width=1), skipFiniteCheck=True,
-                                          connect="pairs")
-        self.filtered_curve.setSegmentedLineMode("on")
-        self.envelope_curve = _TraceCurve(pen=pg.mkPen(palette.ENVELOPE_PEN, width=2), skipFiniteCheck=True)
+        # Min/max pairs as separate vertical strokes (drawLines).
+        self.filtered_curve = _Polyline(palette.FILTERED_PEN, pairs=True)
+        self.envelope_curve = _Polyline(palette.ENVELOPE_PEN, thick=True)
         self.envelope_curve.setZValue(10)
-        self.relax_line = pg.PlotCurveItem(pen=pg.mkPen(palette.BLUE, width=2))
-        self.contract_line = pg.PlotCurveItem(pen=pg.mkPen(palette.VERMILLION, width=2))
-        for line in (self.relax_line, self.contract_line):
-            line.setZValue(5)
-            line.setVisible(False)
-        for item in (self.band, self.filtered_curve, self.envelope_curve, self.relax_line, self.contract_line):
+        self.thresholds = HLines([palette.BLUE, palette.VERMILLION], width=2)  # relax below, contract above
+        self.thresholds.setZValue(5)
+        self.thresholds.setVisible(False)
+        for item in (self.band, self.filtered_curve, self.envelope_curve, self.thresholds):
             item.setParentItem(self.lane)
         self.markers: list = []
         self.live = None  # growing mark of a burst in progress
         self.top = 0.0
+        self.t_end = 0.0
         self.floor = 0.0
-        self._peaks = MirrorRing(1, 2048)      # per-block envelope maxima, for the scale
-        self._peak_times = MirrorRing(1, 2048)
         self.set_scale(1.0)
 
     def set_scale(self, top: float) -> None:
@@ -277,17 +484,32 @@ class ChannelPlot:
         if top == self.top:
             return
         self.top = top
-        inner = 1.0 - 2 * LANE_MARGIN
-        k = inner / ((1 + BELOW_ZERO) * top)
-        transform = QtGui.QTransform()
-        transform.translate(0.0, self.base + LANE_MARGIN + BELOW_ZERO * top * k)
-        transform.scale(1.0, k)
-        self.lane.setTransform(transform)
+        self._apply_transform()
         self.lane.set_range(top)
         for marker in self.markers:
             _, item, text, onset = marker
             if text is not None:
                 text.setPos(item.rect().right() if marker is self.live else onset, top)
+
+    def set_time(self, t_end: float) -> None:
+        """Scroll: the lane's time ``t_end`` goes to the right edge (view x = 0).
+
+        The shared view keeps a fixed range (``-window .. 0``, "seconds
+        ago"); scrolling changes one transform per lane, which Qt applies
+        to everything in the lane, instead of the view range, which sets
+        off pyqtgraph's range-change machinery (signals, matrix updates,
+        every item told its view changed) at every frame.
+        """
+        if t_end != self.t_end:
+            self.t_end = t_end
+            self._apply_transform()
+
+    def _apply_transform(self) -> None:
+        inner = 1.0 - 2 * LANE_MARGIN
+        k = inner / ((1 + BELOW_ZERO) * self.top)
+        # x' = x - t_end; y' = k y + offset of the lane's zero line.
+        self.lane.setTransform(QtGui.QTransform(1.0, 0.0, 0.0, k, -self.t_end,
+                                                self.base + LANE_MARGIN + BELOW_ZERO * self.top * k))
 
     def to_view(self, value: float) -> float:
         """View coordinate of a value in the channel's units."""
@@ -297,31 +519,14 @@ class ChannelPlot:
     def set_thresholds(self, level, sigma, on, off) -> None:
         low, high = max(0.0, level - 2 * sigma), level + 2 * sigma
         self.band.setRect(QtCore.QRectF(-_FAR, low, 2 * _FAR, high - low))
-        far = np.array([-_FAR, _FAR])
-        self.relax_line.setData(far, np.array([off, off]))
-        self.contract_line.setData(far, np.array([on, on]))
-        self.relax_line.setVisible(True)
-        self.contract_line.setVisible(True)
+        self.thresholds.set_values([off, on])
+        self.thresholds.setVisible(True)
         self.floor = 3.0 * on
 
-    def add_peak(self, t: float, peak: float) -> None:
-        self._peaks.write(np.array([[peak]]))
-        self._peak_times.write(np.array([[t]]))
-
-    def scale_top(self, t_start: float) -> float:
-        """Top of the y scale: 1.3 × the highest envelope in view, at least 3 × the contract threshold.
-
-        The scale follows the envelope, not the raw filtered signal, whose
-        peaks are 3-4 times higher: the envelope against its thresholds is
-        what the user reads, and the filtered trace is a backdrop that may
-        be cut at the edges. The floor keeps the thresholds and the resting
-        band clearly visible while the muscle rests.
-        """
-        times = self._peak_times.view()[0]
-        peaks = self._peaks.view()[0]
-        first = int(np.searchsorted(times, t_start))
-        top = float(peaks[first:].max()) * 1.3 if first < peaks.size else 0.0
-        return max(top, self.floor, 1e-6)
+    def set_data(self, x_pairs, filtered_pairs, x_env, envelope) -> None:
+        """The traces in view: min/max pairs of the filtered signal and the envelope."""
+        self.filtered_curve.set_data(x_pairs, filtered_pairs)
+        self.envelope_curve.set_data(x_env, envelope)
 
     def add_marker(self, onset: float, offset: float, kind: str, label: str) -> None:
         """Mark an event: a tinted span with a label, or a line for an instant."""
@@ -339,11 +544,11 @@ class ChannelPlot:
         item.setParentItem(self.lane)
         text = None
         if label:
-            text = pg.TextItem(label, color=pg.mkColor(palette.LABEL_COLOURS.get(kind, palette.EVENT_COLOURS.get(
-                kind, palette.GREY))), anchor=(0, 0))
-            text.setFont(font(palette.SMALL_PT, bold=True))
+            text = _Label(label, palette.LABEL_COLOURS.get(kind, palette.EVENT_COLOURS.get(kind, palette.GREY)))
             text.setParentItem(self.lane)
             text.setPos(onset, self.top)
+            if offset <= onset and onset > self.t_end - RIGHT_ALIGN_S:
+                text.align_right()  # an instant at the live edge: its label to the left of its line
         self.markers.append((offset, item, text, onset))
         while len(self.markers) > MAX_MARKERS:
             self._remove(self.markers.pop(0))
@@ -357,7 +562,7 @@ class ChannelPlot:
         if text is not None:
             # At the live edge a left-anchored label would run off the
             # plot: keep it right-aligned on the growing edge instead.
-            text.setAnchor((1, 0))
+            text.align_right()
             text.setPos(t, self.top)
 
     def extend_live_span(self, t: float) -> None:
@@ -390,9 +595,9 @@ class ChannelPlot:
                     scene.removeItem(thing)
 
     def clear(self) -> None:
-        """Forget the scale history and markers (after a seek)."""
-        self._peaks.clear()
-        self._peak_times.clear()
+        """Forget the traces and markers (after a seek)."""
+        self.filtered_curve.clear()
+        self.envelope_curve.clear()
         while self.markers:
             self._remove(self.markers.pop())
         self.live = None
@@ -401,16 +606,18 @@ class ChannelPlot:
 def setup_lanes_plot(plot: pg.PlotItem, n_lanes: int, window_s: float) -> None:
     """Prepare the shared plot: fixed lanes, one time axis, no mouse interaction.
 
-    The time axis reads "seconds ago" (0 at the newest sample) and does not
-    follow the scrolling view: its ticks never change, so it is drawn once
-    and cached instead of being laid out again at every frame (on a scrolling
-    axis that layout alone costs about 2 ms per frame).
+    The view's range never changes: x runs over ``-window_s .. 0``
+    ("seconds ago", 0 at the newest sample) and each lane scrolls its own
+    content (:meth:`ChannelPlot.set_time`). So the time axis is laid out
+    once and drawn from a cache (on a scrolling axis that layout alone costs
+    about 2 ms per frame), and no range-change signal runs per frame.
     """
     plot.setMenuEnabled(False)
     plot.setMouseEnabled(x=False, y=False)
     plot.hideButtons()
     plot.enableAutoRange(x=False, y=False)
     plot.setYRange(0, n_lanes, padding=0)
+    plot.setXRange(-window_s, 0.0, padding=0)
     bottom = plot.getAxis("bottom")
     bottom.unlinkFromView()
     bottom.setRange(-window_s, 0.0)
@@ -427,9 +634,13 @@ def setup_lanes_plot(plot: pg.PlotItem, n_lanes: int, window_s: float) -> None:
     plot.getAxis("left").setWidth(96)
     if n_lanes > 1:
         # Thin separators between the lanes, one item for all of them.
-        ys = np.repeat(np.arange(1, n_lanes, dtype=float), 2)
-        xs = np.tile([-_FAR, _FAR], n_lanes - 1)
-        plot.addItem(pg.PlotCurveItem(xs, ys, connect="pairs", pen=pg.mkPen("#BBBBBB", width=1)), ignoreBounds=True)
+        separators = HLines(["#BBBBBB"] * (n_lanes - 1), width=1)
+        separators.set_values(range(1, n_lanes))
+        plot.addItem(separators, ignoreBounds=True)
+    for axis in ("left", "bottom"):
+        # The axes only change on a rescale: drawn from a cached pixmap at
+        # the other frames of the scroll.
+        plot.getAxis(axis).setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
 
 def lane_ticks(lanes) -> list:

@@ -22,22 +22,36 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 
 from biofeedback.live.model import FeedbackModel, format_clock
 from biofeedback.live.ring import MirrorRing
+from biofeedback.detect.classify import ACTIVATION_KINDS
 from biofeedback.live.state import CONTRACTING, SPASM
 from biofeedback.live.stats import FrameStats
 from biofeedback.live.terminal import event_line
 from biofeedback.live.worker import LiveBlock, StreamEnded, StreamStarted
 from biofeedback.ui import palette
-from biofeedback.ui.widgets import (ChannelPlot, FeedbackPanel, TimedGraphicsLayout, font, lane_ticks,
-                                   setup_lanes_plot)
+from biofeedback.ui.widgets import (ChannelPlot, FeedbackPanel, SessionPanel, TimedGraphicsLayout, font,
+                                   lane_ticks, setup_lanes_plot)
 
 pg.setConfigOptions(background="w", foreground="k", antialias=False)
 
 #: Level and percent texts are refreshed at most this often (a number that
 #: changes 60 times a second cannot be read anyway).
-TEXT_PERIOD_S = 0.1
+TEXT_PERIOD_S = 0.25
+#: The gauge and the guided session's countdown follow the level more
+#: closely: they are the feedback itself (a few rectangles, cheap to paint).
+GAUGE_PERIOD_S = 0.05
 STATUS_PERIOD_S = 0.25
 OVERLAY_PERIOD_S = 0.5
 MAX_LIST_EVENTS = 200
+#: Display bins per pixel column of the plot: one min/max stroke per column
+#: draws the filtered signal as finely as the screen can show it.
+BINS_PER_PX = 0.5
+#: Widest plot (in pixels) the rings are sized for.
+MAX_PLOT_PX = 4096
+#: How far the scrolling view may run ahead of the newest sample (s): a
+#: little more than the worker's blocks (20 ms) and their jitter.
+MAX_LEAD_S = 0.06
+#: Blocks whose envelope peak is kept for the plot scale (> one window of blocks).
+PEAK_HISTORY = 4096
 
 KEYS_HELP = "Space pause · C calibrate · M marker · D debug · Q quit"
 REPLAY_KEYS_HELP = "Space pause · ←/→ seek 5 s · Home start · C calibrate · M marker · D debug · Q quit"
@@ -69,14 +83,27 @@ class LiveWindow(QtWidgets.QMainWindow):
         Monotonic clock shared with the worker (latency).
     start : bool
         Start the worker and the display timer now.
+    bins_per_px : float
+        Display bins per pixel column of the plot, asked from the worker
+        whenever the plot's width changes clearly (fewer points to draw in
+        a narrow window or a long one, full resolution in a wide one).
+    cue_provider : object, optional
+        A guided session for the worker (see
+        :class:`~biofeedback.live.worker.LiveWorker`), given before the
+        worker starts. Its current cue is shown in large words with the
+        seconds left, the phase's progress and, on the gauges, its target
+        band.
     """
 
     def __init__(self, worker, *, window_s: float = 10.0, fps: float = 60.0, feedback_channels=None,
                  rest_s: float = 30.0, mvc_s: float = 0.0, debug: bool = False, title: str = "biofeedback",
-                 clock=time.monotonic, start: bool = True):
+                 clock=time.monotonic, start: bool = True, bins_per_px: float = BINS_PER_PX, cue_provider=None):
         super().__init__()
         self.worker = worker
+        if cue_provider is not None:
+            worker.cue_provider = cue_provider  # read by the worker thread once it starts
         self.window_s = float(window_s)
+        self.bins_per_px = float(bins_per_px)
         self.rest_s, self.mvc_s = float(rest_s), float(mvc_s)
         self.clock = clock
         self.model = FeedbackModel(feedback_channels, clock=clock)
@@ -89,7 +116,9 @@ class LiveWindow(QtWidgets.QMainWindow):
         self._pending_latency: float | None = None
         self._provisional = False  # the rings end with a bin that is still filling
         self._dirty = False
-        self._last_text = self._last_status = self._last_overlay = 0.0
+        self._data_clock: float | None = None  # when the newest samples arrived
+        self._shown_end: float | None = None   # right edge of the last frame drawn
+        self._last_text = self._last_gauge = self._last_status = self._last_overlay = 0.0
         self._last_top: list[float] = []
         self._shown_states: list[str] = []
         self._notice_until = 0.0
@@ -113,6 +142,9 @@ class LiveWindow(QtWidgets.QMainWindow):
         outer.setContentsMargins(6, 6, 6, 6)
         row = QtWidgets.QHBoxLayout()
         self.plots = TimedGraphicsLayout(self.clock)
+        # The background is one flat colour: filling it costs less than
+        # copying a cached background pixmap at every frame.
+        self.plots.setCacheMode(QtWidgets.QGraphicsView.CacheModeFlag.CacheNone)
         self.plots.painted.connect(self._on_painted)
         row.addWidget(self.plots, 3)
         side = QtWidgets.QWidget()
@@ -120,6 +152,9 @@ class LiveWindow(QtWidgets.QMainWindow):
         side.setMaximumWidth(520)
         self.side_layout = QtWidgets.QVBoxLayout(side)
         self.side_layout.setContentsMargins(0, 0, 0, 0)
+        self.session_panel = SessionPanel()
+        self.session_panel.setVisible(False)  # shown in a guided session
+        self.side_layout.addWidget(self.session_panel)
         self.panel_box = QtWidgets.QVBoxLayout()
         self.side_layout.addLayout(self.panel_box)
         label = QtWidgets.QLabel("Events")
@@ -207,15 +242,25 @@ class LiveWindow(QtWidgets.QMainWindow):
         self.channel_plots = [ChannelPlot(self.lanes_plot, name, units, ch, info.n_channels)
                               for ch, name in enumerate(info.ch_names)]
         self._ticks_dirty = True
+        self._signal_delay_s = float(getattr(started, "signal_delay_s", 0.0) or 0.0)
         # The worker sends display bins (min/max of the filtered signal,
-        # mean envelope); keep one window of them plus a second of margin.
-        bins = int(np.ceil((self.window_s + 1.0) * self.worker.display_rate_hz)) + 2
+        # mean envelope) at a rate that follows the plot's width (see
+        # _update_display_rate). Each bin carries its time, so bins of
+        # different widths mix; room for the widest screen's bins over one
+        # window plus a second of margin. Only the part in view is drawn.
+        bins = int(np.ceil((self.window_s + 1.0) * max(self.worker.display_rate_hz,
+                                                       self._rate_for_width(MAX_PLOT_PX)))) + 4
         # Row 0 holds the times, then one row per channel: one write per
         # block keeps them aligned. The filtered ring holds min and max of
         # each bin side by side (two points at the same time: a vertical
         # stroke per bin, as peak downsampling draws).
         self.ring = MirrorRing(1 + info.n_channels, 2 * bins)
         self.envelope_ring = MirrorRing(1 + info.n_channels, bins)
+        # Largest envelope value of each block, with the block's end time:
+        # the plot scale follows it without scanning the traces.
+        self.peak_ring = MirrorRing(1 + info.n_channels, PEAK_HISTORY)
+        self._peak_column = np.zeros((1 + info.n_channels, 1))
+        self._requested_rate = 0.0
         self._last_top = [0.0] * info.n_channels
         for panel in self.panels.values():
             panel.setParent(None)
@@ -225,6 +270,12 @@ class LiveWindow(QtWidgets.QMainWindow):
             self.panel_box.addWidget(panel)
             self.panels[ch] = panel
         self._shown_states = [""] * info.n_channels
+        # Lay the new plot out now and ask for its bin rate at once: the
+        # first seconds need not come at the default rate.
+        self.plots.ci.layout.activate()
+        self.lanes_plot.layout.activate()
+        self._update_display_rate()
+        self.session_panel.setVisible(bool(getattr(started, "guided", False)))
         self.replay_bar.setVisible(started.seekable)
         self.keys.setText(REPLAY_KEYS_HELP if started.seekable else KEYS_HELP)
         if started.duration_s:
@@ -236,7 +287,7 @@ class LiveWindow(QtWidgets.QMainWindow):
         """Drain the queue, update the buffers, draw once. Called by the timer."""
         t0 = time.perf_counter()
         self.stats.tick(t0)
-        newest = None
+        oldest = None
         while True:
             try:
                 message = self.worker.output.get_nowait()
@@ -248,23 +299,30 @@ class LiveWindow(QtWidgets.QMainWindow):
             elif isinstance(message, StreamEnded):
                 self._show_notice(message.reason, error=message.error, seconds=3600)
                 self.exit_status = 1 if message.error else 0
+                self._last_text = self._last_gauge = float("-inf")  # show the last values now
             elif block is not None:
                 shown = self._take(block)
-                if shown is not None:
-                    newest = shown
+                if shown is not None and oldest is None:
+                    oldest = shown
         if hasattr(self.worker.source, "paused"):
             # Blocks still in flight were made before a pause: ask the source.
             self.model.paused = bool(self.worker.source.paused)
         now = self.clock()
-        if self._dirty and not self.model.display_paused and self.ring is not None and self.ring.count:
-            self._draw()
-            self._dirty = False
-            if newest is not None:
-                self._pending_latency = newest
+        if self._dirty:
+            self._data_clock = now
+        if not self.model.display_paused and self.ring is not None and self.ring.count:
+            view_end = self._view_end(now)
+            if self._dirty or view_end != self._shown_end:
+                self._draw(view_end, self._dirty)
+                self._dirty = False
+                if oldest is not None:
+                    # The latency of the oldest samples first shown by this frame.
+                    self._pending_latency = oldest
         self._update_panels(now)
         if now - self._last_status >= STATUS_PERIOD_S:
             self._last_status = now
             self._update_status(now)
+            self._update_display_rate()
         if self.overlay.isVisible() and now - self._last_overlay >= OVERLAY_PERIOD_S:
             self._last_overlay = now
             self._update_overlay()
@@ -279,8 +337,10 @@ class LiveWindow(QtWidgets.QMainWindow):
         if self.ring is None:
             return None
         if block.discontinuity:
+            self._shown_end = None
             self.ring.clear()
             self.envelope_ring.clear()
+            self.peak_ring.clear()
             self._provisional = False
             for plot in self.channel_plots:
                 plot.clear()
@@ -290,7 +350,11 @@ class LiveWindow(QtWidgets.QMainWindow):
                 plot.set_thresholds(th.level[ch], th.sigma[ch], th.on[ch], th.off[ch])
         fs = self.model.started.info.fs
         n = block.envelope.shape[1]
-        t_end = (block.first_sample + n) / fs
+        # Traces lag the raw signal by the pipeline's delay (heartbeat
+        # suppression); events and cues are in raw-signal time. Drawing
+        # the traces at raw time keeps the marks on their bursts.
+        shift = self._signal_delay_s
+        t_end = (block.first_sample + n) / fs - shift
         traces = block.traces
         m = 0 if traces is None else traces.n_bins
         if m:
@@ -299,7 +363,7 @@ class LiveWindow(QtWidgets.QMainWindow):
                 # further filled: replace it.
                 self.ring.drop_last(2)
                 self.envelope_ring.drop_last(1)
-            times = traces.start / fs
+            times = traces.start / fs - shift
             rows = np.empty((self.ring.n_rows, 2 * m))
             rows[0, 0::2] = times
             rows[0, 1::2] = times
@@ -313,8 +377,9 @@ class LiveWindow(QtWidgets.QMainWindow):
             self._provisional = traces.partial
             self._dirty = True
         if n and block.peaks is not None:
-            for ch, plot in enumerate(self.channel_plots):
-                plot.add_peak(t_end, float(block.peaks[ch]))
+            self._peak_column[0, 0] = t_end
+            self._peak_column[1:, 0] = block.peaks
+            self.peak_ring.write(self._peak_column)
         for ch, state in enumerate(block.states[:len(self.channel_plots)]):
             plot = self.channel_plots[ch]
             if state != self._shown_states[ch] and state in (SPASM, CONTRACTING):
@@ -335,10 +400,10 @@ class LiveWindow(QtWidgets.QMainWindow):
     def _add_event(self, event) -> None:
         names = self.model.ch_names
         targets = [i for i, name in enumerate(names) if name in event.channel.split(",")]
-        label = {"spasm": "SPASM", "check electrode": "electrode"}.get(event.kind, event.kind)
+        label = palette.EVENT_LABELS.get(event.kind, event.kind.replace("_", " "))
         for ch in targets:
             if ch < len(self.channel_plots):
-                if event.kind in ("contraction", "spasm"):
+                if event.kind in ACTIVATION_KINDS:
                     self.channel_plots[ch].end_live_span()
                 self.channel_plots[ch].add_marker(event.onset_s, event.offset_s, event.kind, label)
         item = QtWidgets.QListWidgetItem(event_line(event))
@@ -348,16 +413,46 @@ class LiveWindow(QtWidgets.QMainWindow):
         while self.event_list.count() > MAX_LIST_EVENTS:
             self.event_list.takeItem(self.event_list.count() - 1)
 
-    def _draw(self) -> None:
-        view = self.ring.view()
-        env = self.envelope_ring.view()
-        x = view[0]
-        t_end = float(x[-1])
+    def _view_end(self, now: float) -> float:
+        """Time at the right edge of the plot for a frame drawn at ``now``.
+
+        The view scrolls with the clock, not in steps of the blocks: between
+        two blocks it keeps moving at the source's pace (``speed`` times real
+        time), so a device that sends a packet every 20, 50 or 100 ms still
+        scrolls smoothly at the display rate. It never runs more than
+        ``MAX_LEAD_S`` ahead of the newest sample (a stalled source stops the
+        scroll instead of drawing an empty edge), never moves backwards, and
+        never lags behind the newest sample, so it adds no latency. Paused,
+        ended, or as fast as possible (``speed`` 0): the edge is the newest
+        sample.
+        """
+        data_end = float(self.envelope_ring.view()[0, -1])
+        pace = getattr(self.worker.source, "speed", 1.0)
+        if isinstance(pace, (int, float)) and 0 < pace < float("inf") and not self.model.paused \
+                and self.model.ended is None and self._data_clock is not None:
+            end = data_end + min((now - self._data_clock) * pace, MAX_LEAD_S)
+        else:
+            end = data_end
+        if self._shown_end is not None and data_end - self.window_s < self._shown_end:
+            end = max(end, self._shown_end)
+        return end
+
+    def _draw(self, t_end: float, new_data: bool = True) -> None:
         t_start = t_end - self.window_s
+        self._shown_end = t_end
+        if new_data:
+            view = self.ring.view()
+            env = self.envelope_ring.view()
+            t_env = env[0]
+            # From the last bin before the left edge (the lines reach the
+            # edge): views of the rings, no copy until each curve's Qt array.
+            first = max(0, int(np.searchsorted(t_env, t_start)) - 1)
+            x, x_env = view[0, 2 * first:], t_env[first:]
+            for ch, plot in enumerate(self.channel_plots):
+                plot.set_data(x, view[1 + ch, 2 * first:], x_env, env[1 + ch, first:])
+        tops = self._scale_tops(t_start)
         for ch, plot in enumerate(self.channel_plots):
-            plot.filtered_curve.setData(x, view[1 + ch])
-            plot.envelope_curve.setData(env[0], env[1 + ch])
-            top = plot.scale_top(t_start)
+            top = tops[ch]
             # Rescale only on a clear change: a scale that breathes with
             # every frame makes the trace hard to read.
             if not (0.8 * self._last_top[ch] <= top <= 1.25 * self._last_top[ch]) or \
@@ -369,27 +464,69 @@ class LiveWindow(QtWidgets.QMainWindow):
         if self._ticks_dirty:
             self._ticks_dirty = False
             self.lanes_plot.getAxis("left").setTicks(lane_ticks(self.channel_plots))
-        if self.channel_plots:
-            self.lanes_plot.setXRange(t_start, t_end, padding=0)
-            # Let the views apply their new ranges now, not at the start of
-            # the paint: changes made there schedule a second paint.
-            self.plots.scene().prepareForPaint()
+        for plot in self.channel_plots:
+            plot.set_time(t_end)
         # Ask for the paint of this frame directly: left to the scene's own
         # change tracking, about one frame in six was merged into the next.
         self.plots.viewport().update()
+
+    def _scale_tops(self, t_start: float) -> np.ndarray:
+        """Top of each lane's scale: 1.3 × the highest envelope in view, at least 3 × the contract threshold.
+
+        The scale follows the envelope, not the raw filtered signal, whose
+        peaks are 3-4 times higher: the envelope against its thresholds is
+        what the user reads, and the filtered trace is a backdrop that may
+        be cut at the edges. The floor keeps the thresholds and the resting
+        band clearly visible while the muscle rests.
+        """
+        peaks = self.peak_ring.view()
+        first = int(np.searchsorted(peaks[0], t_start))
+        n = len(self.channel_plots)
+        tops = peaks[1:, first:].max(axis=1) * 1.3 if first < peaks.shape[1] else np.zeros(n)
+        floors = np.fromiter((plot.floor for plot in self.channel_plots), dtype=float, count=n)
+        return np.maximum(np.maximum(tops, floors), 1e-6)
+
+    def _rate_for_width(self, width_px: float) -> float:
+        """Display bins per second that put ``bins_per_px`` bins on each pixel column."""
+        return max(1.0, self.bins_per_px * float(width_px) / self.window_s)
+
+    def _update_display_rate(self) -> None:
+        """Ask the worker for bins matching the plot's width (on a clear change of width)."""
+        if not self.channel_plots:
+            return
+        width = self.lanes_plot.getViewBox().width()
+        if width < 50:
+            # Not laid out yet (the stream just started): the viewport less
+            # the left axis is close enough; the status refresh corrects it.
+            width = self.plots.viewport().width() - self.lanes_plot.getAxis("left").width() - 10
+            if width < 50:
+                return
+        rate = self._rate_for_width(min(width, MAX_PLOT_PX))
+        if abs(rate - self._requested_rate) > 0.1 * self._requested_rate:
+            self._requested_rate = rate
+            self.worker.set_display_rate(rate)
 
     def _update_panels(self, now: float) -> None:
         refresh_text = now - self._last_text >= TEXT_PERIOD_S
         if refresh_text:
             self._last_text = now
+        refresh_gauge = now - self._last_gauge >= GAUGE_PERIOD_S
+        if refresh_gauge:
+            self._last_gauge = now
         for ch, panel in self.panels.items():
             state = self.model.state(ch)
             panel.set_state(state, self.model.subtitle(ch))
             if refresh_text:
                 panel.set_level(self.model.level_text(ch), self.model.percent_text(ch))
+            if refresh_gauge:
                 fraction, low, high, marks = self.model.gauge(ch)
                 panel.gauge.set_values(fraction, low, high, marks,
                                        palette.STATE_COLOURS.get(state, (palette.GREY,))[0])
+        if refresh_gauge and self.model.phase is not None:
+            self.session_panel.setVisible(True)
+            phase = self.model.phase
+            self.session_panel.show_status(self.model.cue_word(), self.model.phase_text(),
+                                           self.model.countdown_text(), 1.0 if phase.done else phase.progress)
 
     def _update_status(self, now: float) -> None:
         self.status.setText(self.model.status_text())
@@ -415,8 +552,8 @@ class LiveWindow(QtWidgets.QMainWindow):
         self.notice.setStyleSheet(f"color: {palette.VERMILLION if error else '#333333'};")
         self._notice_until = self.clock() + seconds
 
-    def _on_painted(self, when: float) -> None:
-        self.stats.painted(when)
+    def _on_painted(self, when: float, seconds: float = 0.0) -> None:
+        self.stats.painted(when, seconds)
         if self._pending_latency is not None:
             self.stats.latency(when - self._pending_latency)
             self._pending_latency = None
