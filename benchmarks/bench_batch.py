@@ -1,0 +1,243 @@
+"""``biofeedback analyze`` end to end: seconds per recording-hour, scaling, jobs, peak memory.
+
+Usage::
+
+    python benchmarks/bench_batch.py                 # 1, 10 and 60 min files, jobs 1 and 2
+    python benchmarks/bench_batch.py --minutes 1 10  # skip the hour (the 60 min files are ~0.5 GB each)
+    python benchmarks/bench_batch.py --quick         # 1 min only
+
+What is measured, on CSV files written with ``write_recording`` (the
+signal of ``bench_pipeline.make_emg``: rest noise, 3 s bursts every 10 s,
+50 Hz hum, DC offsets), for two layouts, 1 channel at 1 kHz and 8 channels
+at 2 kHz:
+
+* ``analyze``: ``python -m biofeedback analyze FILES --out DIR --quiet
+  --jobs J`` run as a subprocess, wall clock from start to exit: interpreter
+  start, reading, analysis, tables and report.html all included. Two copies
+  of the file are analysed per run, so ``--jobs 2`` has two files to share.
+  Peak memory is sampled every 20 ms with psutil: the largest resident set
+  of any one process (the main one, or a worker), and of all of them
+  together.
+* ``read``: :func:`~biofeedback.io.csv_io.iter_csv` consuming the file
+  (MB/s of CSV text).
+* ``processing``: the per-file work of ``analyze`` without the reading:
+  :func:`~biofeedback.analysis.batch.analyze_stream` (default settings:
+  mains auto, quality flags, classification) plus the spectrum monitor,
+  on the samples already in memory, in the chunks ``analyze`` reads.
+* ``floor``: one ``scipy.signal.sosfilt`` with the same band-pass and
+  50 Hz notches + moving RMS by cumsum, on the array in memory (the least
+  any filter + RMS tool can do).
+* ``NeuroKit2``: ``nk.emg_process`` and ``BioSPPy``: ``emg.emg``, one call
+  per channel on the array in memory (reading the file not counted, which
+  favours them). They are run on channel 1 and multiplied by the channel
+  count; at 60 min they are extrapolated linearly from the 10 min time
+  unless ``--externals-at-60`` is given (NeuroKit2 takes minutes there).
+
+Every figure is "seconds per recording-hour": wall seconds divided by the
+hours of recording processed (a file of 8 channels counts once, not 8
+times). Speed is never asserted in tests; this script prints tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import best_of, print_machine_info, print_table  # noqa: E402
+from bench_pipeline import floor_pass, load_biosppy, load_neurokit, make_emg  # noqa: E402
+
+from biofeedback.analysis.batch import analyze_stream  # noqa: E402
+from biofeedback.analysis.runner import CHUNK_SAMPLES, SpectrumMonitor  # noqa: E402
+from biofeedback.core.types import Recording, StreamInfo, split_into_chunks  # noqa: E402
+from biofeedback.dsp.settings import PipelineSettings  # noqa: E402
+from biofeedback.io.csv_io import iter_csv, write_recording  # noqa: E402
+
+LAYOUTS = ((1, 1000.0), (8, 2000.0))
+TARGET_NK = 50.0
+TARGET_BIOSPPY = 5.0
+TARGET_FLOOR = 3.0
+TARGET_READ_MBS = 50.0
+TARGET_RSS_MB = 300.0
+
+
+def run_analyze(files, out_dir, jobs):
+    """Run the CLI in a subprocess; return (wall s, peak RSS of one process MB, peak total MB, status)."""
+    import psutil
+
+    cmd = [sys.executable, "-m", "biofeedback", "analyze", *map(str, files), "--out", str(out_dir), "--quiet",
+           "--jobs", str(jobs)]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak_one = peak_all = 0
+    stop = threading.Event()
+
+    def sample():
+        nonlocal peak_one, peak_all
+        try:
+            root = psutil.Process(proc.pid)
+        except psutil.NoSuchProcess:
+            return
+        while not stop.is_set():
+            try:
+                procs = [root] + root.children(recursive=True)
+                rss = []
+                for p in procs:
+                    try:
+                        rss.append(p.memory_info().rss)
+                    except psutil.NoSuchProcess:
+                        pass
+                if rss:
+                    peak_one = max(peak_one, max(rss))
+                    peak_all = max(peak_all, sum(rss))
+            except psutil.NoSuchProcess:
+                return
+            stop.wait(0.02)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    _, err = proc.communicate()
+    wall = time.perf_counter() - start
+    stop.set()
+    thread.join()
+    if proc.returncode != 0:
+        print(f"analyze failed ({proc.returncode}): {err.decode()[-500:]}")
+    return wall, peak_one / 2 ** 20, peak_all / 2 ** 20, proc.returncode
+
+
+def read_only(path):
+    _, chunks = iter_csv(path, chunk_samples=CHUNK_SAMPLES)
+    n = 0
+    for chunk in chunks:
+        n += chunk.n_samples
+    return n
+
+
+def processing(x, info):
+    settings = PipelineSettings()
+    monitor = SpectrumMonitor(info, settings)
+    result = analyze_stream(info, monitor.observe(split_into_chunks(x, info, CHUNK_SAMPLES)), settings)
+    monitor.median_frequency(result.mains_hz)
+    return result
+
+
+def per_hour(seconds, minutes, n_files=1):
+    return seconds / (n_files * minutes / 60.0)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, nargs="+", default=None, help="file lengths (default 1 10 60)")
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2], help="--jobs values (default 1 2)")
+    parser.add_argument("--quick", action="store_true", help="1 min files only")
+    parser.add_argument("--externals-at-60", action="store_true",
+                        help="also time NeuroKit2/BioSPPy on the 60 min files (slow) instead of extrapolating")
+    parser.add_argument("--tmp", default=None, help="folder for the generated files (default: system temp)")
+    args = parser.parse_args(argv)
+    minutes_list = args.minutes or ([1.0] if args.quick else [1.0, 10.0, 60.0])
+    warnings.simplefilter("ignore")
+
+    print("Machine")
+    print_machine_info()
+    nk_run, nk_version = load_neurokit()
+    bio_run, bio_version = load_biosppy()
+    print(f"  neurokit2 : {nk_version if nk_run else 'not available'}; biosppy : "
+          f"{bio_version if bio_run else 'not available'}")
+    work = tempfile.mkdtemp(prefix="bench-batch-", dir=args.tmp)
+    free = shutil.disk_usage(work).free / 2 ** 30
+    print(f"  scratch folder : {work} ({free:.0f} GiB free)\n")
+
+    rows, rate_rows, checks = [], [], []
+    external_10: dict = {}
+    try:
+        for n_ch, fs in LAYOUTS:
+            for minutes in minutes_list:
+                layout = f"{n_ch} ch @ {fs / 1000:g} kHz"
+                x = make_emg(n_ch, fs, minutes * 60.0, seed=n_ch)
+                info = StreamInfo.default_names(n_ch, fs)
+                path = os.path.join(work, f"rec_{n_ch}ch_{minutes:g}min.csv")
+                t0 = time.perf_counter()
+                write_recording(path, Recording(x, info), float_format="%.2f")
+                copy = path.replace(".csv", "_copy.csv")
+                shutil.copyfile(path, copy)
+                mb = os.path.getsize(path) / 1e6
+                print(f"{layout}, {minutes:g} min: wrote 2 x {mb:.0f} MB in {time.perf_counter() - t0:.0f} s",
+                      flush=True)
+                read_t, _ = best_of(lambda: read_only(path), 1 if minutes >= 60 else 2)
+                rate_rows.append([layout, f"{minutes:g}", f"{mb:.1f}", f"{read_t:.2f}", f"{mb / read_t:.0f}"])
+                checks.append(("read", layout, minutes, mb / read_t))
+                floor_t, _ = best_of(lambda: floor_pass(x, fs), 1 if minutes >= 60 else 2)
+                proc_t, _ = best_of(lambda: processing(x, info), 1 if minutes >= 60 else 2)
+                checks.append(("floor", layout, minutes, proc_t / floor_t))
+                results = {}
+                for jobs in args.jobs:
+                    out_dir = os.path.join(work, f"out_{n_ch}_{minutes:g}_{jobs}")
+                    wall, one, total, status = run_analyze([path, copy], out_dir, jobs)
+                    shutil.rmtree(out_dir, ignore_errors=True)
+                    results[jobs] = wall
+                    rows.append([layout, f"{minutes:g}", f"analyze --jobs {jobs} (2 files)",
+                                 f"{per_hour(wall, minutes, 2):.1f}", f"{one:.0f}", f"{total:.0f}",
+                                 "" if status == 0 else f"exit {status}"])
+                    checks.append(("rss", layout, minutes, one))
+                rows.append([layout, f"{minutes:g}", "processing (in memory)", f"{per_hour(proc_t, minutes):.1f}",
+                             "", "", f"{proc_t / floor_t:.2f}x floor"])
+                rows.append([layout, f"{minutes:g}", "floor sosfilt+RMS", f"{per_hour(floor_t, minutes):.1f}", "",
+                             "", ""])
+                e2e = per_hour(results.get(1, min(results.values())), minutes, 2)
+                for name, run in (("NeuroKit2 emg_process", nk_run), ("BioSPPy emg", bio_run)):
+                    if run is None:
+                        continue
+                    if minutes >= 60 and not args.externals_at_60 and (layout, name) in external_10:
+                        t = external_10[(layout, name)] * minutes / 10.0
+                        note = "extrapolated from 10 min"
+                    else:
+                        t1, _ = best_of(lambda: run(x[:1], fs), 1)
+                        t = t1 * n_ch
+                        note = f"ch1 x {n_ch}" if n_ch > 1 else ""
+                        if minutes == 10:
+                            external_10[(layout, name)] = t
+                    speedup = per_hour(t, minutes) / e2e
+                    rows.append([layout, f"{minutes:g}", name, f"{per_hour(t, minutes):.1f}", "", "",
+                                 f"analyze {speedup:.0f}x faster" + (f"; {note}" if note else "")])
+                    checks.append((name, layout, minutes, speedup))
+                os.remove(path)
+                os.remove(copy)
+                x = None  # free the array before the next file
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print("\nSeconds per recording-hour (lower is better); RSS = peak resident memory in MB")
+    print_table(["layout", "min", "method", "s / rec-hour", "RSS one proc", "RSS all", "note"], rows,
+                align="lrlrrrl")
+    print(f"\nReading CSV (iter_csv, {CHUNK_SAMPLES}-sample chunks)")
+    print_table(["layout", "min", "MB", "seconds", "MB/s"], rate_rows)
+    print("\nTargets")
+
+    def verdict(ok):
+        return "met" if ok else "NOT met"
+
+    for kind, layout, minutes, value in checks:
+        if kind == "read":
+            print(f"  read {layout} {minutes:g} min: {value:.0f} MB/s (>= {TARGET_READ_MBS:g}): "
+                  f"{verdict(value >= TARGET_READ_MBS)}")
+        elif kind == "floor":
+            print(f"  processing {layout} {minutes:g} min: {value:.2f}x the floor (<= {TARGET_FLOOR:g}x): "
+                  f"{verdict(value <= TARGET_FLOOR)}")
+        elif kind == "rss":
+            print(f"  peak RSS {layout} {minutes:g} min: {value:.0f} MB per process (< {TARGET_RSS_MB:g}): "
+                  f"{verdict(value < TARGET_RSS_MB)}")
+        else:
+            target = TARGET_NK if kind.startswith("NeuroKit2") else TARGET_BIOSPPY
+            print(f"  {kind} {layout} {minutes:g} min: analyze end to end {value:.0f}x faster (>= {target:g}x): "
+                  f"{verdict(value >= target)}")
+
+
+if __name__ == "__main__":
+    main()
