@@ -337,6 +337,7 @@ class LiveWorker:
         self.profile_name = profile_name
         self.profile_loader = profile_loader
         self.recorder = recorder
+        self._recorded_baseline = None
         self.sound = sound
         self.block_when_full = block_when_full
         self.display_rate_hz = float(display_rate_hz)
@@ -409,6 +410,9 @@ class LiveWorker:
         finally:
             if self.recorder is not None:
                 try:
+                    # A session recorder keeps why the stream ended (a failed
+                    # source is "interrupted", not "stopped").
+                    self._notify_recorder("ended", ended.reason, ended.error)
                     self.recorder.close()
                 except OSError as exc:
                     ended = StreamEnded(f"{ended.reason}; the recording could not be closed: {exc}", True)
@@ -508,6 +512,7 @@ class LiveWorker:
                     continue
                 raw = np.concatenate([fill_missing(c.data, self._last_valid.copy()) for c in probe], axis=1)
                 self._mains_hz = resolve_mains(self.settings, raw, fs)
+                self._notify_recorder("set_mains", self._mains_hz)
                 self._build_pipeline(self.baseline, prime=raw)
                 for c in probe:
                     self._emit(self._process(c, t_source, carry), carry)
@@ -540,6 +545,13 @@ class LiveWorker:
         return StreamEnded(f"{what} ended after {last_position:.1f} s")
 
     # -- helpers -------------------------------------------------------------
+    def _notify_recorder(self, method: str, *args) -> None:
+        """Call an optional hook of the recorder (a session recorder has
+        them; a plain CSV recorder does not)."""
+        hook = getattr(self.recorder, method, None)
+        if hook is not None:
+            hook(*args)
+
     def _build_pipeline(self, baseline, prime=None) -> None:
         classifier = EventClassifier(self.classifier_settings, CUE_MAP, coded_cues=True, tone_without_cues=True)
         self._pipeline = build_pipeline(self._resolved, self._info, mains_hz=self._mains_hz, baseline=baseline,
@@ -607,6 +619,7 @@ class LiveWorker:
         out = self._pipeline.process(chunk.replace(data=data, cues=codes))
         self._samples_since_build += chunk.n_samples
         envelope = out.data
+        self._notify_recorder("observe_envelope", chunk.first_sample, envelope)
         quality = self.electrodes.update(raw)
         events = []
         for ch, (before, now) in enumerate(zip(self._quality, quality)):
@@ -615,6 +628,11 @@ class LiveWorker:
                 events.append(Event("check electrode", info.ch_names[ch], t, t, float("nan"), {"problem": now}))
         self._quality = list(quality)
         detector = self._detector
+        if detector.baseline is not None and detector.baseline is not self._recorded_baseline:
+            # Whatever set it (profile, first seconds of rest, guided
+            # calibration), a session keeps the baseline its thresholds use.
+            self._recorded_baseline = detector.baseline
+            self._notify_recorder("set_calibration", detector.baseline, detector.baseline.method, self.mvc)
         prompt = ""
         if self._guided is not None:
             self._guided.update(envelope)
