@@ -108,10 +108,19 @@ def _insert_gaps(recording: Recording, gaps, lost) -> Recording:
 
 def replay_source(path, *, speed: float = 1.0, fs=None, channels=None, cue_column=None, start_s: float = 0.0,
                   pause_at_s=None, chunk_s: float = 0.02) -> OpenedSource:
-    """A recording replayed in real time (or ``speed`` times faster)."""
+    """A recording (or a session folder) replayed in real time (or ``speed`` times faster).
+
+    A session folder (one holding ``session.json``) replays with its cues.
+    """
     path = Path(path)
+    if path.is_dir() and (path / "session.json").is_file():
+        from biofeedback.session.store import load_session
+
+        source = ReplaySource(loader=lambda: load_session(path).recording, speed=speed, chunk_s=chunk_s,
+                              start_s=start_s, pause_at_s=pause_at_s, name=path.name)
+        return OpenedSource(source, path.name, realtime=0 < speed < math.inf)
     if not path.is_file():
-        raise ParameterError("FILE", "an existing recording", str(path))
+        raise ParameterError("FILE", "an existing recording or session folder", str(path))
     source = ReplaySource(loader=lambda: load_recording(path, fs, channels, cue_column), speed=speed,
                           chunk_s=chunk_s, start_s=start_s, pause_at_s=pause_at_s, name=path.name)
     return OpenedSource(source, path.name, realtime=0 < speed < math.inf)
