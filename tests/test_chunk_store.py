@@ -34,3 +34,15 @@ def test_analysis_is_the_same_when_the_envelope_spills_to_disk(monkeypatch):
     assert [(e.kind, e.onset_s, e.offset_s, e.peak) for e in on_disk.events] == \
         [(e.kind, e.onset_s, e.offset_s, e.peak) for e in in_memory.events]
     assert len(in_memory.events) > 0
+
+
+def test_analysis_does_not_depend_on_how_the_file_is_chunked():
+    """The mains/heartbeat probe is exactly probe_s seconds whatever the chunk size."""
+    from dataclasses import replace
+
+    scenario = replace(default_session(40.0), ecg_bpm=75.0, ecg_uv=30.0, mains_hz=50.0, mains_uv=10.0)
+    rec = simulate(scenario, 1000.0, seed=4)
+    results = [analyze_recording(rec, chunk_s=s) for s in (0.37, 1.0, 3.3)]
+    rows = [[(e.kind, round(e.onset_s, 9), round(e.offset_s, 9)) for e in r.events] for r in results]
+    assert rows[0] == rows[1] == rows[2]
+    assert results[0].mains_hz == results[1].mains_hz == results[2].mains_hz == 50.0

@@ -177,10 +177,17 @@ def test_gap_merging_on_a_signal():
 # -- the state machine on exact envelopes ------------------------------------------------------
 FS = 1000.0
 # Fixed thresholds: level 1, sigma 0.1 -> on = 2.0 (ratio floor), off = 1.5,
-# resting band up to 1.15.
+# resting band up to 1.15. EXACT is the double-threshold path alone; the
+# CUSUM path is tested on its own below (EXACT_CUSUM).
 BASE = Baseline([1.0], [0.1], "test")
 EXACT = DetectorSettings(k_on=6.0, k_off=3.0, min_ratio_on=2.0, min_ratio_off=1.5, min_active_s=0.1,
-                         min_rest_s=0.3, k_band=1.5, max_backtrack_s=0.3, settle_s=0.0)
+                         min_rest_s=0.3, k_band=1.5, max_backtrack_s=0.3, settle_s=0.0, cusum=False)
+# With the CUSUM path: reference max(1.25 * 1, 1 + 2 * 0.1) = 1.25; a rise is
+# confirmed by 0.1 s worth of evidence at the on threshold, (2.0 - 1.25) *
+# 0.1 = 0.075 level-seconds.
+EXACT_CUSUM = DetectorSettings(k_on=6.0, k_off=3.0, min_ratio_on=2.0, min_ratio_off=1.5, min_active_s=0.1,
+                               min_rest_s=0.3, k_band=1.5, max_backtrack_s=0.3, settle_s=0.0,
+                               cusum=True, cusum_ratio=1.25, k_cusum=2.0)
 
 
 def envelope(n_s, *segments, rest=1.0):
@@ -275,6 +282,63 @@ def test_onset_backtracks_to_where_the_envelope_left_rest():
     slow = np.clip(1.0 + 0.45 * k / FS, 1.0, 3.0)
     events, _ = run_detector(slow)
     assert events == [("m0", 3223 - int(EXACT.max_backtrack_s * FS), 6000)]
+
+
+@pytest.mark.parametrize("sizes", [(1000,), (1,), (7, 64, 3)])
+def test_cusum_finds_a_sustained_weak_contraction_from_where_it_began(sizes):
+    """Between off and on for 2 s, never above on: 0.55 levels above the
+    reference give the 0.075 level-seconds after 0.14 s; the onset is where
+    the CUSUM left zero, the offset where the envelope fell below off."""
+    env = envelope(5.0, (1.0, 3.0, 1.8))
+    events, det = run_detector(env, settings=EXACT_CUSUM, sizes=sizes)
+    assert events == [("m0", 1000, 3000)]
+    assert det.reference[0] == pytest.approx(1.25)
+    # The double-threshold path alone sees nothing between the thresholds.
+    assert run_detector(env, sizes=sizes)[0] == []
+    assert not DetectorSettings().cusum  # off by default
+
+
+@pytest.mark.parametrize("sizes", [(1000,), (1,), (13,)])
+def test_cusum_needs_the_evidence_of_min_active_at_the_on_threshold(sizes):
+    # 0.25 above the reference needs 0.3 s: 0.29 s is not enough ...
+    assert run_detector(envelope(3.0, (1.0, 1.29, 1.5)), settings=EXACT_CUSUM, sizes=sizes)[0] == []
+    # ... and a spike counts no more than the on threshold would: 50 ms at 10 x
+    # gives 0.0375 level-seconds, half the evidence needed.
+    assert run_detector(envelope(3.0, (1.0, 1.05, 10.0)), settings=EXACT_CUSUM, sizes=sizes)[0] == []
+    # At the on threshold, a little more than min_active_s is enough (the
+    # threshold path needs the envelope strictly above on).
+    assert run_detector(envelope(3.0, (1.0, 1.11, 2.0)), settings=EXACT_CUSUM, sizes=sizes)[0] == [("m0", 1000, 1110)]
+    assert run_detector(envelope(3.0, (1.0, 1.11, 2.0)), sizes=sizes)[0] == []
+
+
+@pytest.mark.parametrize("sizes", [(1000,), (1,), (13,)])
+def test_cusum_does_not_turn_a_raised_tone_into_contractions(sizes):
+    """A level that rises from rest starts one contraction; once it has
+    stayed above the resting band for longer than max_backtrack_s, the
+    CUSUM starts nothing more (a raised tone, not contraction after
+    contraction), while short excursions above on still count."""
+    env = envelope(12.0, (1.0, 11.0, 1.8), (5.0, 5.15, 3.0))
+    events, _ = run_detector(env, settings=EXACT_CUSUM, sizes=sizes)
+    assert events == [("m0", 1000, 11000)]
+    # With dips below off (to 1.4, still above the band) the first contraction
+    # ends; only the excursion above on starts another.
+    dips = [(1.0 + 0.4 * k, 1.2 + 0.4 * k, 1.4) for k in range(25)]
+    env = envelope(12.0, (1.0, 11.0, 1.8), *dips, (5.0, 5.15, 3.0))
+    onsets = [e[1] for e in run_detector(env, settings=EXACT_CUSUM, sizes=sizes)[0]]
+    assert onsets[0] == 1000 and all(abs(t - 5000) <= 300 for t in onsets[1:]) and len(onsets) <= 2
+
+
+@pytest.mark.parametrize("sizes", [(1000,), (1,), (13,)])
+def test_rest_required_grows_with_the_stretch_held(sizes):
+    """After 2 s held, a 0.5 s dip (rest required min(0.5 * 2 s, 1 s) = 1 s)
+    is merged; after 0.2 s held, the same dip ends the contraction
+    (min_rest_s = 0.3 s)."""
+    long_hold = envelope(6.0, (1.0, 3.0, 3.0), (3.5, 4.5, 3.0))
+    assert run_detector(long_hold, sizes=sizes)[0] == [("m0", 1000, 4500)]
+    short = envelope(6.0, (1.0, 1.2, 3.0), (1.7, 2.5, 3.0))
+    assert run_detector(short, sizes=sizes)[0] == [("m0", 1000, 1200), ("m0", 1700, 2500)]
+    # A pause longer than max_rest_s ends any contraction.
+    assert len(run_detector(envelope(12.0, (1.0, 8.0, 3.0), (9.6, 10.5, 3.0)), sizes=sizes)[0]) == 2
 
 
 def test_flush_closes_what_is_open():

@@ -249,3 +249,16 @@ def test_detector_settings_flow_into_the_pipeline():
     assert det.settings == custom
     pipeline.process(Chunk(np.zeros((2, 10)), 0, info))
     np.testing.assert_allclose(det.on_threshold, np.maximum([1.8, 2.8], np.array([1.0, 2.0]) * custom.min_ratio_on))
+
+
+@pytest.mark.parametrize("sizes", [(1,), (7, 64, 3), (333,)])
+def test_cusum_path_does_not_depend_on_chunking(sizes):
+    """The optional CUSUM path decides on exact integer sums: same events for any chunking."""
+    fs = 500.0
+    info = make_info(fs)
+    data = burst_data(fs, seed=5, snr_db=4.0)
+    settings_ = PipelineSettings(mains="50", detector=DetectorSettings(cusum=True))
+    baseline = fixed_baseline(settings_, data, info)
+    reference = one_pass(full_pipeline(settings_, info, baseline), data, info)
+    assert reference[2]
+    assert_same_output(chunked(full_pipeline(settings_, info, baseline), data, info, list(sizes)), reference)

@@ -147,7 +147,11 @@ def test_suppression_changes_nothing_without_a_heart_and_keeps_raw_times():
     assert on.delay_samples == round(ECGSettings().delay_s * 1000.0) and off.delay_samples == 0
     assert on.heartbeats_removed[0] == 0
     key = [(e.kind, e.onset_s, e.offset_s) for e in activations(on, "ch1")]
-    assert key and key == [(e.kind, e.onset_s, e.offset_s) for e in activations(off, "ch1")]
+    other = [(e.kind, e.onset_s, e.offset_s) for e in activations(off, "ch1")]
+    assert key and [k[0] for k in key] == [k[0] for k in other]
+    # Equal up to one sample: the moving RMS of the delayed signal is summed
+    # from other positions, so a threshold crossing may move by a rounding.
+    assert np.allclose([k[1:] for k in key], [k[1:] for k in other], rtol=0, atol=1.0 / 1000.0 + 1e-9)
 
 
 @pytest.mark.parametrize("sizes", [(1,), (7, 64, 3), (333,)])

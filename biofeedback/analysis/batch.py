@@ -16,8 +16,9 @@ starts. So the analysis runs in two passes:
 
 Detection in pass 2 is the very same causal stage as live, so the events of
 a batch run equal those of a live run given the same baseline. Batch adds
-what needs the whole recording: the quality spans (electrode off, motion)
-drop the activations they overlap, and saturation marks them; channels that
+what needs the whole recording: the quality spans drop the activations
+they make meaningless (electrode off: overlapping; motion: starting within
+it, see :func:`_artefact`), and saturation marks them; channels that
 are flat or saturated throughout, or whose marked rest was not at rest, are
 not analysed, with a message saying why.
 """
@@ -37,7 +38,7 @@ from biofeedback.detect.classify import (
     ACTIVATION_KINDS, KINDS, ClassifierSettings, CueMap, EventClassifier, chunk_cues,
 )
 from biofeedback.detect.ecg import ECGSuppressor
-from biofeedback.detect.quality import DROPPING_FLAGS, FLAGS, QualityMonitor, QualitySettings, overlaps
+from biofeedback.detect.quality import FLAGS, QualityMonitor, QualitySettings, overlaps
 from biofeedback.detect.threshold import ThresholdDetector
 from biofeedback.dsp.mains import detect_mains
 from biofeedback.dsp.settings import PipelineSettings, build_pipeline, resolve_ecg
@@ -146,6 +147,27 @@ class AnalysisResult:
         return rows
 
 
+def _artefact(event, report, ch, fs) -> bool:
+    """Whether a quality span makes ``event`` meaningless (it is then dropped).
+
+    An electrode-off span anywhere within the event (widened by one quality
+    window, the flags' resolution) does: the signal is gone. A motion span
+    does when the event *starts* within it (same widening): the movement
+    or electrode pop is what lifted the envelope. A contraction that began
+    earlier and is followed by a movement is kept, since contractions move
+    limbs: ballistic dorsiflexions on the emgGO tibialis recording end in a
+    low-frequency excursion as the foot moves, which dropped one of its 56
+    contractions when any overlap counted.
+    """
+    margin = report.window
+    lo = event.onset_s * fs
+    hi = event.offset_s * fs
+    off = report.spans["electrode_off"][ch]
+    if any(lo < b + margin and hi > a - margin for a, b in off):
+        return True
+    return any(a - margin <= lo < b + margin for a, b in report.spans["motion"][ch])
+
+
 def _take_probe(chunks, fs, probe_s):
     """Read chunks until ``probe_s`` seconds are buffered (or the stream ends)."""
     buffered = []
@@ -212,7 +234,10 @@ def analyze_stream(info: StreamInfo, chunks, settings: PipelineSettings | None =
     chunks = iter(chunks)
     probe = _take_probe(chunks, info.fs, probe_s)
     chunks = itertools.chain(probe, chunks)
-    probe_raw = np.concatenate([c.data for c in probe], axis=1) if probe else None
+    # Exactly probe_s seconds (or the whole stream), whatever the chunking, so
+    # the mains and heartbeat decisions do not depend on how the file is read.
+    need = int(round(probe_s * info.fs))
+    probe_raw = np.concatenate([c.data for c in probe], axis=1)[:, :need] if probe else None
     mains_note = f"mains notch: {settings.mains}"
     if str(settings.mains) == "auto":
         if probe_raw is not None:
@@ -315,9 +340,7 @@ def analyze_stream(info: StreamInfo, chunks, settings: PipelineSettings | None =
     for e in found:
         ch = info.ch_names.index(e.channel)
         if report is not None:
-            margin = report.window / fs
-            bad = [span for flag in DROPPING_FLAGS for span in report.spans[flag][ch]]
-            if overlaps(e, bad, fs, margin_s=margin):
+            if _artefact(e, report, ch, fs):
                 if e.kind in ACTIVATION_KINDS:
                     dropped[e.channel] += 1
                 continue  # elevated tone over an artefact is not tone either

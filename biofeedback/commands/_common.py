@@ -24,7 +24,7 @@ def add_pipeline_arguments(parser) -> None:
     g.add_argument("--mains", choices=["auto", "50", "60", "off"], default="auto",
                    help="mains notch (50/60 Hz and harmonics); auto detects it from the first seconds")
     g.add_argument("--ecg", choices=["auto", "on", "off"], default="auto",
-                   help="heartbeat suppression (beat templates subtracted; adds ~0.15 s of display delay): "
+                   help="heartbeat suppression (beat templates subtracted; adds ~0.26 s of display delay): "
                         "auto = on for the trunk and pelvic presets")
     g.add_argument("--envelope", choices=["rms", "linear"], default="rms", help="envelope method")
     g.add_argument("--rms-window", type=float, default=0.1, metavar="S", help="RMS window in seconds")
@@ -35,6 +35,10 @@ def add_pipeline_arguments(parser) -> None:
                    help="shortest contraction in seconds")
     g.add_argument("--min-rest", type=float, default=d.min_rest_s, metavar="S",
                    help="gaps shorter than this (s) are merged into one contraction")
+    g.add_argument("--cusum", action="store_true",
+                   help="also start contractions on sustained weak activity (a CUSUM above ~1.25x rest): finds "
+                        "bursts too weak for the on threshold (0-6 dB SNR), at the price of more false alarms on "
+                        "restless rests")
     g.add_argument("--mvc-on", type=float, default=None, metavar="PCT",
                    help="with an MVC, the on threshold is at least PCT %% of it (off: 3/4 of that)")
 
@@ -46,7 +50,7 @@ def settings_from_args(args) -> PipelineSettings:
         raise ParameterError("--mvc-on", "a percentage in (0, 100]", mvc_on)
     detector = DetectorSettings(
         k_on=args.k_on, k_off=args.k_off, min_active_s=args.min_active, min_rest_s=args.min_rest,
-        mvc_on_pct=mvc_on,
+        mvc_on_pct=mvc_on, cusum=bool(getattr(args, "cusum", False)),
     )
     if not args.rms_window > 0:
         raise ParameterError("--rms-window", "a positive duration in seconds", args.rms_window)

@@ -64,8 +64,10 @@ from biofeedback.errors import ParameterError
 
 #: Kinds of quality events.
 FLAGS = ("electrode_off", "saturation", "mains", "motion", "ecg")
-#: Flags whose spans make a detected activation meaningless: activations
-#: overlapping them are dropped. Saturation is not among them: a strong
+#: Flags whose spans make a detected activation meaningless: batch analysis
+#: drops activations overlapping an electrode-off span and those starting in
+#: a motion span (``biofeedback.analysis.batch``). Saturation is not among
+#: them: a strong
 #: contraction may clip the amplifier and is still a contraction (the event
 #: is kept with ``quality="saturation"``).
 DROPPING_FLAGS = ("electrode_off", "motion")

@@ -71,7 +71,7 @@ class PipelineSettings:
         ``pelvic`` presets; batch analysis also turns it on when the first
         seconds show a regular heart rhythm, see :func:`resolve_ecg`),
         ``"on"`` or ``"off"``. It delays the filtered signal and the
-        envelope by about 0.15 s (events keep raw-signal times).
+        envelope by about 0.26 s (events keep raw-signal times).
     ecg_settings : ECGSettings
         Beat detection and template parameters.
     """
