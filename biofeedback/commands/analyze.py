@@ -252,6 +252,8 @@ def run(args) -> int:
     report = not args.no_report and importlib.util.find_spec("matplotlib") is not None
     job = JobSpec(settings=settings, analysis=options, reader=reader, plot=report, format=args.format)
     progress = _Progress(len(files), enabled=not quiet and sys.stderr.isatty())
+    if not args.no_report and not report and not quiet:
+        progress.say("report.html needs matplotlib: pip install 'biofeedback[report]' (the tables are written)")
     for item, why in problems:
         if not args.json:
             progress.say(f"biofeedback analyze: error: {item}: {why}", err=True)
