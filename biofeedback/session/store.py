@@ -759,6 +759,16 @@ def _phase_from_row(row: dict) -> Phase:
                  target_high=opt("target_high"), extra=extra)
 
 
+def _open_folder(path):
+    """The session folder (a file inside it names its folder) and its metadata."""
+    folder = Path(path)
+    if folder.is_file():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputFileError(str(folder), "session folder not found")
+    return folder, _read_meta(folder)
+
+
 def load_session(path) -> SessionData:
     """Read a session folder (complete, stopped, or cut short by a crash).
 
@@ -777,12 +787,7 @@ def load_session(path) -> SessionData:
         Not a session folder; a corrupted row in the middle of a file (not a
         cut last line: that one is ignored and named in ``warnings``).
     """
-    folder = Path(path)
-    if folder.is_file():
-        folder = folder.parent
-    if not folder.is_dir():
-        raise InputFileError(str(folder), "session folder not found")
-    meta = _read_meta(folder)
+    folder, meta = _open_folder(path)
     fs = float(meta["fs"])
     ch_names = tuple(meta["ch_names"])
     samples_path = folder / SAMPLES
@@ -861,12 +866,7 @@ def repair_session(path) -> tuple[SessionData, list[str]]:
     list of str
         What was done (empty when nothing was needed).
     """
-    folder = Path(path)
-    if folder.is_file():
-        folder = folder.parent
-    if not folder.is_dir():
-        raise InputFileError(str(folder), "session folder not found")
-    meta = _read_meta(folder)
+    folder, meta = _open_folder(path)
     fs = float(meta["fs"])
     n_ch = len(meta["ch_names"])
     actions = []

@@ -102,11 +102,24 @@ class Protocol:
         """Ask the device for a rate or channel count (when it can change them)."""
         return config
 
+    #: Bytes that make the device stream, and stop (None: free-running).
+    start_command: bytes | None = None
+    stop_command: bytes | None = None
+
     def start(self, port) -> None:
-        """Tell the device to stream (no-op for free-running devices)."""
+        """Tell the device to stream (no-op for free-running devices).
+
+        Input received before the command (banners, answers to the
+        handshake) is dropped first, so parsing starts on stream bytes.
+        """
+        if self.start_command is not None:
+            quiet_and_flush(port, 0.0)
+            _write_command(port, self.start_command)
 
     def stop(self, port) -> None:
         """Tell the device to stop streaming."""
+        if self.stop_command is not None:
+            _write_command(port, self.stop_command)
 
     def make_device(self, fs: float, n_channels: int, rng: np.random.Generator, **options):
         """An :class:`EmulatedDevice` speaking this protocol."""
@@ -230,13 +243,17 @@ def read_lines(port, timeout: float, accept, max_bytes: int = 4096):
     return None
 
 
-def send_line(port, text: str) -> None:
-    """Write one newline-terminated command."""
-    port.write(text.encode("ascii") + b"\n")
+def _write_command(port, data: bytes) -> None:
+    port.write(data)
     try:
         port.flush()
     except Exception:  # noqa: BLE001 - some URL handlers have no flush
         pass
+
+
+def send_line(port, text: str) -> None:
+    """Write one newline-terminated command."""
+    _write_command(port, text.encode("ascii") + b"\n")
 
 
 def quiet_and_flush(port, settle_s: float = 0.05) -> None:

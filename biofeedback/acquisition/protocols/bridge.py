@@ -178,6 +178,8 @@ def parse_info_line(text: str) -> dict:
 
 class BridgeProtocol(Protocol):
     name = "bridge"
+    start_command = b"START\n"
+    stop_command = b"STOP\n"
     title = "firmware_bridge frames (this project's sketch: counter + CRC)"
     default_baud = 115200
     probe_bauds = (115200,)
@@ -234,13 +236,6 @@ class BridgeProtocol(Protocol):
         send_line(port, "INFO")
         info_line = read_lines(port, 1.0, lambda line: line.startswith("INFO "))
         return self._config_from(f"BFB {VERSION} {config.board}", info_line)
-
-    def start(self, port):
-        quiet_and_flush(port, 0.0)
-        send_line(port, "START")
-
-    def stop(self, port):
-        send_line(port, "STOP")
 
     def make_device(self, fs, n_channels, rng, **options):
         return BridgeDevice(fs, n_channels, options.get("bits", 10))

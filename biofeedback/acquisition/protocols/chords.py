@@ -127,6 +127,8 @@ class ChordsParser(FramedParser):
 
 class ChordsProtocol(Protocol):
     name = "chords"
+    start_command = b"START\n"
+    stop_command = b"STOP\n"
     title = "Upside Down Labs Chords packets (BioAmp EXG boards)"
     default_baud = 230400
     probe_bauds = (230400, 115200)
@@ -159,13 +161,6 @@ class ChordsProtocol(Protocol):
         if name is None:
             return None
         return self.default_config(board=name).but(description=name)
-
-    def start(self, port):
-        quiet_and_flush(port, 0.0)
-        send_line(port, "START")
-
-    def stop(self, port):
-        send_line(port, "STOP")
 
     def make_device(self, fs, n_channels, rng, **options):
         board = options.get("board") or ("UNO-R4" if fs >= 500 else "UNO-R3")

@@ -103,6 +103,8 @@ class CytonParser(FramedParser):
 
 class CytonProtocol(Protocol):
     name = "cyton"
+    start_command = b"b"
+    stop_command = b"s"
     title = "OpenBCI Cyton (8 x 24-bit, 250 Hz)"
     default_baud = 115200
     probe_bauds = (115200,)
@@ -139,13 +141,6 @@ class CytonProtocol(Protocol):
             return None
         first = decoded.strip().splitlines()[0] if decoded.strip() else "OpenBCI"
         return self.default_config().but(fs_origin="protocol", description=first.strip())
-
-    def start(self, port):
-        quiet_and_flush(port, 0.0)
-        port.write(b"b")
-
-    def stop(self, port):
-        port.write(b"s")
 
     def make_device(self, fs, n_channels, rng, **options):
         return CytonDevice(fs, options.get("gain") or DEFAULT_GAIN, n_channels)
