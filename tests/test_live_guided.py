@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import io
-import queue
-import time
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
+from live_helpers import drain
 
 from biofeedback.core.types import Event, StreamInfo
 from biofeedback.dsp.settings import PipelineSettings
@@ -16,7 +16,7 @@ from biofeedback.live.decimate import DisplayDecimator
 from biofeedback.live.model import FeedbackModel
 from biofeedback.live.state import CONTRACTING, RELAXED, SPASM, StateLogic
 from biofeedback.live.terminal import event_line, feedback_line, run_headless
-from biofeedback.live.worker import LiveBlock, LiveWorker, PhaseStatus, StreamEnded, StreamStarted, Thresholds
+from biofeedback.live.worker import LiveBlock, LiveWorker, PhaseStatus, StreamStarted, Thresholds
 from biofeedback.sources.simulator import Scenario, ScriptedEvent, SimulatorSource
 
 FS = 500.0
@@ -56,20 +56,6 @@ def uncued_session():
     events = (ScriptedEvent("contraction", 5.0, 2.5, channels=None, cued=False),
               ScriptedEvent("spasm", 9.0, 1.0, channels=(0,)))
     return Scenario(duration_s=13.0, events=events, n_channels=2)
-
-
-def drain(worker, timeout=30.0):
-    messages = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            message = worker.output.get(timeout=0.5)
-        except queue.Empty:
-            continue
-        messages.append(message)
-        if isinstance(message, StreamEnded):
-            return messages
-    raise AssertionError("the worker did not end")
 
 
 def test_cue_provider_drives_states_events_and_phase_status():

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import io
 import math
-import queue
 import time
 
 import numpy as np
 import pytest
+
+from live_helpers import drain
 
 from biofeedback.core.types import Chunk, StreamInfo
 from biofeedback.live.replay import ReplaySource
 from biofeedback.live.sources import load_recording
 from biofeedback.live.state import CHECK_ELECTRODE, CONTRACTING, RELAXED, SPASM
 from biofeedback.live.terminal import run_headless
-from biofeedback.live.worker import LiveBlock, LiveWorker, StreamEnded, StreamStarted
+from biofeedback.live.worker import LiveBlock, LiveWorker, StreamStarted
 from biofeedback.sources.base import Source
 from biofeedback.sources.simulator import Scenario, ScriptedEvent, SimulatorSource, simulate
 
@@ -27,21 +28,6 @@ def short_session(**kw):
     events = (ScriptedEvent("contraction", 5.0, 2.5, channels=None, cued=True),
               ScriptedEvent("spasm", 9.0, 1.0, channels=(0,)))
     return Scenario(duration_s=13.0, events=events, n_channels=2, **kw)
-
-
-def drain(worker, timeout=30.0):
-    """All messages until the stream ends."""
-    messages = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            message = worker.output.get(timeout=0.5)
-        except queue.Empty:
-            continue
-        messages.append(message)
-        if isinstance(message, StreamEnded):
-            return messages
-    raise AssertionError("the worker did not end")
 
 
 def state_runs(blocks, ch=0):
