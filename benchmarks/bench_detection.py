@@ -50,10 +50,14 @@ and Hodges-Bui: the ``processed`` test function they return).
 
 Multi-channel recordings: every method runs on every scored channel; the
 onsets of all channels are pooled into one list ("a detection on any scored
-channel"): onsets from other channels within the row's onset tolerance of a
-group's first onset are the same contraction seen on another electrode
-(the scoring could not tell them apart anyway), while every onset a method
-repeats on one channel still counts (``scoring.pool_channels``). Scoring
+channel"): onsets from other channels within twice the row's onset
+tolerance of a group's first onset (the width of one reference onset's
+match window: both could match the same true onset, so the scoring could
+not tell them apart anyway) are the same contraction seen on another
+electrode, while every onset a method repeats on one channel still counts
+(``scoring.pool_channels``). The onsets of one Myo gesture spread over up
+to 0.95 s across its five electrodes (an anticipatory burst on one, the
+slow rise of a weak one), more than the 0.75 s tolerance. Scoring
 (``scoring.py``): greedy one-to-one onset matching within the tolerance,
 F1/precision/recall, false alarms per minute of rest, median |onset error|.
 A crash of a peer prints the error in its cell.
@@ -102,6 +106,11 @@ TARGET_SPASM_MIN_SNR = 6.0
 BONATO_R0, BONATO_M, BONATO_MIN_S, BONATO_PFA = 1, 5, 0.030, 0.05
 BONATO_THRESHOLD = -2.0 * math.log(1.0 - (1.0 - BONATO_PFA) ** (1.0 / BONATO_M))
 HODGES_WINDOW_S, HODGES_SD = 0.025, 3.0
+
+
+#: Onsets of different channels pool into one within this many tolerances
+#: (the width of a match window, see the module docstring).
+POOL_WINDOWS = 2.0
 
 
 class NotApplicable(Exception):
@@ -275,7 +284,7 @@ def evaluate(row, func) -> Result:
         except Exception as exc:  # a peer's crash goes into its cell
             msg = f"{type(exc).__name__}: {exc}".replace("\n", " ")
             return Result("ERR", error=msg)
-        onsets = pool_channels(per_channel, case.tolerance)
+        onsets = pool_channels(per_channel, POOL_WINDOWS * case.tolerance)
         count += onsets.size
         onsets = drop_in_intervals(onsets, case.unscored)
         score = score + score_onsets(onsets, case.onsets, case.tolerance, case.rest)

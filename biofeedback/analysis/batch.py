@@ -15,8 +15,11 @@ starts. So the analysis runs in two passes:
    quality check did not flag.
 
 Detection in pass 2 is the very same causal stage as live, so the events of
-a batch run equal those of a live run given the same baseline. Batch adds
-what needs the whole recording: the quality spans drop the activations
+a batch run equal those of a live run given the same baseline, up to what
+batch adds because it has the whole recording: activations with no
+relaxation between them are merged (a held contraction that wavered below
+the thresholds, :mod:`biofeedback.detect.refine`; ``refine=None`` turns this
+off), and the quality spans drop the activations
 they make meaningless (electrode off: overlapping; motion: starting within
 it, see :func:`_artefact`), and saturation marks them; channels that
 are flat or saturated throughout, or whose marked rest was not at rest, are
@@ -35,10 +38,11 @@ from biofeedback.core.types import Event, StreamInfo
 from biofeedback.detect.baseline import Baseline, QuietWindowBaseline
 from biofeedback.detect.calibration import MIN_REST_S, Calibration, calibrate, mvc_from_envelope
 from biofeedback.detect.classify import (
-    ACTIVATION_KINDS, KINDS, ClassifierSettings, CueMap, EventClassifier, chunk_cues,
+    ACTIVATION_KINDS, KINDS, ClassifierSettings, CueMap, EventClassifier, chunk_cues, classify_activation,
 )
 from biofeedback.detect.ecg import ECGSuppressor
 from biofeedback.detect.quality import FLAGS, QualityMonitor, QualitySettings, overlaps
+from biofeedback.detect.refine import RefineSettings, merge_unrelaxed
 from biofeedback.detect.threshold import ThresholdDetector
 from biofeedback.dsp.mains import detect_mains
 from biofeedback.dsp.settings import PipelineSettings, build_pipeline, resolve_ecg
@@ -75,6 +79,9 @@ class AnalysisResult:
     dropped : dict of str to int
         Per channel, activations dropped because they overlapped an
         electrode-off or motion span.
+    merged : dict of str to int
+        Per channel, activations merged into the previous one by the offline
+        refinement (no relaxation between them).
     calibration : Calibration or None
         The calibration made from the rest period, or the one loaded.
     has_cues : bool
@@ -97,6 +104,7 @@ class AnalysisResult:
     quality: object = None
     messages: dict = field(default_factory=dict)
     dropped: dict = field(default_factory=dict)
+    merged: dict = field(default_factory=dict)
     calibration: Calibration | None = None
     has_cues: bool = False
     delay_samples: int = 0
@@ -187,7 +195,8 @@ def analyze_stream(info: StreamInfo, chunks, settings: PipelineSettings | None =
                    classify: bool = True, classifier: ClassifierSettings | None = None,
                    cue_map: CueMap | None = None, quality: bool = True,
                    quality_settings: QualitySettings | None = None,
-                   min_rest_s: float = MIN_REST_S) -> AnalysisResult:
+                   min_rest_s: float = MIN_REST_S,
+                   refine: RefineSettings | None = RefineSettings()) -> AnalysisResult:
     """Analyse a stream of chunks (see module docstring).
 
     Parameters
@@ -224,6 +233,12 @@ def analyze_stream(info: StreamInfo, chunks, settings: PipelineSettings | None =
     quality_settings : QualitySettings, optional
     min_rest_s : float
         Shortest rest accepted with ``rest``.
+    refine : RefineSettings or None
+        Offline refinement after detection: consecutive activations with no
+        relaxation between them are merged
+        (:func:`~biofeedback.detect.refine.merge_unrelaxed`). None keeps the
+        causal detector's events as they are, i.e. exactly those of a live
+        run with the same baseline.
 
     Returns
     -------
@@ -332,6 +347,18 @@ def analyze_stream(info: StreamInfo, chunks, settings: PipelineSettings | None =
     for chunk in kept:
         found.extend(detector.process(chunk).events)
     found.extend(detector.flush())
+    merged = {name: 0 for name in info.ch_names}
+    if refine is not None:
+        relabel = None
+        if clf is not None:
+            def relabel(onset_s, offset_s):
+                return classify_activation(int(round(onset_s * info.fs)), int(round(offset_s * info.fs)), info.fs,
+                                           clf.cues, clf.settings)
+        found, merged = merge_unrelaxed(
+            found, kept, detector.band_edge, info.ch_names, info.fs, kinds=ACTIVATION_KINDS,
+            min_relax_s=refine.min_relax_s if refine.min_relax_s is not None else settings.detector.min_rest_s,
+            max_gap_s=refine.max_gap_s, require_support=refine.require_support, delay_samples=delay,
+            relabel=relabel)
     kept.close()
 
     events: list[Event] = []
@@ -363,6 +390,7 @@ def analyze_stream(info: StreamInfo, chunks, settings: PipelineSettings | None =
         quality=report,
         messages=messages,
         dropped=dropped,
+        merged=merged,
         calibration=made,
         has_cues=has_cues,
         delay_samples=delay,

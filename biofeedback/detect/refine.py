@@ -1,0 +1,254 @@
+"""Offline refinement of detected activations (batch analysis only).
+
+The causal detector (:mod:`biofeedback.detect.threshold`) must decide when a
+contraction has ended without knowing what comes next: once the envelope
+has stayed below the on threshold for the rest it requires (0.5-1 s), the
+contraction is over and the event is reported. A held contraction whose
+envelope wavers, or a weak electrode over a muscle that only partly joins a
+gesture, can dip below the off threshold for longer than that and rise
+again: live, that is two events, because feedback cannot wait.
+
+With the whole recording at hand, batch analysis can ask the question that
+defines a relaxation: *did the envelope return to the resting band, and
+stay there?* :func:`merge_unrelaxed` joins two consecutive activations on
+one channel when
+
+* between them, the envelope never stayed inside the resting band
+  (``level + k_band * sigma``, the band onsets are back-tracked to) for
+  ``min_relax_s`` in a row, and
+* another channel of the recording was active throughout the pause: the
+  movement went on (``require_support``).
+
+A pause with a real relaxation in it keeps the two events apart however
+short it is, so a spasm that follows a relaxation stays an event of its
+own. The second condition matters because "not back in the resting band"
+alone does not tell a wavering hold from separate bursts on a raised
+resting tone (a muscle that never relaxes to its baseline between spasms,
+reported as ``elevated_tone``): joining those would turn a series of
+spasms into one long cramp. When the other electrodes show the gesture
+held across the pause, the dip is the weak channel's, not the movement's.
+A single-channel recording is therefore never changed by this step.
+
+Why these defaults:
+
+* ``min_relax_s`` = the detector's ``min_rest_s`` (0.5 s): the shortest
+  rest that the causal detector already accepts as ending a contraction;
+  here it must be spent inside the resting band, not merely below the on
+  threshold. On the labelled Myo and UCI recordings (see
+  ``benchmarks/bench_detection.py``), the pauses between separate gestures
+  hold 0.5-2.9 s of continuous rest on every channel, while the splits of a
+  held gesture hold at most 0.4 s.
+* ``max_gap_s = 2.0`` (twice the longest rest the causal detector may
+  require): a pause longer than that is not the wavering of one hold,
+  whatever the envelope does in it; a level that stays raised for that long
+  is a tone, reported as ``elevated_tone`` by the classifier.
+
+The merged event keeps the first onset, the last offset and the largest
+peak; its kind is decided again from the cue track over its whole span
+(a cued contraction that ran on past the relax cue without relaxing is a
+failure to relax), or, without a classifier, is the kind of its longest
+part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from biofeedback.core.types import Event
+from biofeedback.errors import ParameterError
+
+
+@dataclass(frozen=True)
+class RefineSettings:
+    """Parameters of :func:`merge_unrelaxed`.
+
+    Attributes
+    ----------
+    min_relax_s : float or None
+        Shortest continuous stay inside the resting band that counts as a
+        relaxation, in seconds (None: the detector's ``min_rest_s``).
+    max_gap_s : float
+        Longest pause between two activations that may be merged, in seconds.
+    require_support : bool
+        Merge only when another channel was active throughout the pause.
+    """
+
+    min_relax_s: float | None = None
+    max_gap_s: float = 2.0
+    require_support: bool = True
+
+    def __post_init__(self):
+        if self.min_relax_s is not None and not self.min_relax_s > 0:
+            raise ParameterError("min_relax_s", "None or a duration > 0 s", self.min_relax_s)
+        if not self.max_gap_s >= 0:
+            raise ParameterError("max_gap_s", "a duration >= 0 s", self.max_gap_s)
+
+
+def longest_run(mask) -> int:
+    """Length of the longest run of True in a boolean vector.
+
+    Parameters
+    ----------
+    mask : array-like of bool, shape (n,)
+
+    Returns
+    -------
+    int
+        Number of samples of the longest run (0 when none is True).
+    """
+    mask = np.asarray(mask, dtype=bool).ravel()
+    if not mask.any():
+        return 0
+    # Run boundaries: where the padded mask changes value.
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], mask, [False]]).astype(np.int8)))
+    return int(np.max(edges[1::2] - edges[0::2]))
+
+
+def merge_unrelaxed(events, envelope_chunks, band_edge, ch_names, fs: float, *, kinds,
+                    min_relax_s: float, max_gap_s: float = 2.0, require_support: bool = True,
+                    delay_samples: int = 0, relabel=None) -> tuple[list, dict]:
+    """Join consecutive activations of one channel that had no relaxation between them.
+
+    Parameters
+    ----------
+    events : sequence of Event
+        Detected events (any kinds, any order); those of ``kinds`` may be
+        merged, the others are returned unchanged.
+    envelope_chunks : iterable of Chunk
+        The envelope, shape ``(n_channels, n)`` per chunk, in order (read
+        once, and only when a pause needs checking).
+    band_edge : ndarray, shape (n_channels,)
+        Upper edge of the resting band per channel, in the envelope's units.
+    ch_names : sequence of str
+        Channel names, in the envelope's channel order.
+    fs : float
+        Sampling rate in Hz.
+    kinds : collection of str
+        Event kinds that may be merged (activations).
+    min_relax_s : float
+        Shortest continuous stay inside the resting band that separates
+        two activations, in seconds.
+    max_gap_s : float
+        Longest pause that may be merged, in seconds.
+    require_support : bool
+        Merge only when an activation of another channel spans the whole
+        pause.
+    delay_samples : int
+        Envelope lag behind the event times (event times were dated back by
+        this many samples).
+    relabel : callable, optional
+        ``relabel(onset_s, offset_s) -> (kind, extra)`` gives a merged
+        activation its kind (e.g. from the cue track: a cued contraction
+        that ran on past the relax cue without relaxing is a failure to
+        relax). None: the merged event keeps the kind of the longer part.
+
+    Returns
+    -------
+    events : list of Event
+        The events with merged activations replaced by one event each,
+        sorted by onset then channel.
+    merged : dict of str to int
+        Per channel, how many activations were absorbed into a previous one.
+    """
+    need = max(1, int(round(min_relax_s * fs)))
+    index = {name: i for i, name in enumerate(ch_names)}
+    others, by_channel = [], {}
+    for e in events:
+        if e.kind in kinds and e.channel in index:
+            by_channel.setdefault(e.channel, []).append(e)
+        else:
+            others.append(e)
+    # The pauses to check: consecutive activations of a channel, at most
+    # max_gap_s apart (on one channel, activations do not overlap, so the
+    # pause after a merge is the pause after its last part).
+    spans = {}
+    for name, evs in by_channel.items():
+        evs.sort(key=lambda e: e.onset_s)
+        onsets = np.array([e.onset_s for e in evs])
+        # Running maximum of the offsets: whether any activation starting by
+        # t is still active at t' is one lookup.
+        reach = np.maximum.accumulate(np.array([e.offset_s for e in evs]))
+        spans[name] = (onsets, reach)
+
+    def supported(name, t0, t1):
+        for other, (onsets, reach) in spans.items():
+            if other != name:
+                k = np.searchsorted(onsets, t0, side="right") - 1
+                if k >= 0 and reach[k] >= t1:
+                    return True
+        return False
+
+    pauses = {}
+    for name, evs in by_channel.items():
+        for a, b in zip(evs, evs[1:]):
+            if b.onset_s - a.offset_s > max_gap_s:
+                continue
+            if not require_support or supported(name, a.offset_s, b.onset_s):
+                start = int(round(a.offset_s * fs)) + delay_samples
+                stop = int(round(b.onset_s * fs)) + delay_samples
+                pauses[(name, a.onset_s)] = (index[name], start, stop)
+    relaxed = _relaxed_pauses(pauses, envelope_chunks, band_edge, need)
+    out = list(others)
+    merged = {name: 0 for name in ch_names}
+    for name, evs in by_channel.items():
+        group = [evs[0]]
+        for prev, nxt in zip(evs, evs[1:]):
+            key = (name, prev.onset_s)
+            if key in pauses and not relaxed[key]:
+                group.append(nxt)
+                merged[name] += 1
+            else:
+                out.append(_join(group, relabel))
+                group = [nxt]
+        out.append(_join(group, relabel))
+    out.sort(key=lambda e: (e.onset_s, index.get(e.channel, -1)))
+    return out, merged
+
+
+def _join(group, relabel) -> Event:
+    """One event spanning a group of activations (itself when alone)."""
+    if len(group) == 1:
+        return group[0]
+    first, longest = group[0], max(group, key=lambda e: e.duration_s)
+    onset, offset = first.onset_s, max(e.offset_s for e in group)
+    peak = float(np.nanmax([e.peak for e in group])) if any(np.isfinite(e.peak) for e in group) else float("nan")
+    if relabel is not None:
+        kind, extra = relabel(onset, offset)
+    else:
+        kind, extra = longest.kind, longest.extra
+    extra = {**dict(extra), "parts": len(group)}
+    return Event(kind, first.channel, onset, offset, peak, extra)
+
+
+def _relaxed_pauses(pauses, envelope_chunks, band_edge, need) -> dict:
+    """Per pause, whether the envelope stayed inside the resting band for ``need`` samples in a row.
+
+    ``pauses`` maps a key to ``(channel, start, stop)`` envelope indices. A
+    pause shorter than ``need`` cannot hold a relaxation. The envelope is
+    read in one pass, and only when some pause needs it.
+    """
+    result = {key: False for key in pauses}
+    todo = {key: p for key, p in pauses.items() if p[2] - p[1] >= need}
+    if not todo:
+        return result
+    pieces = {key: [] for key in todo}
+    waiting = sorted(todo.items(), key=lambda item: item[1][1])  # by start
+    next_up, reading = 0, []
+    for chunk in envelope_chunks:
+        lo_chunk, hi_chunk = chunk.first_sample, chunk.first_sample + chunk.data.shape[1]
+        while next_up < len(waiting) and waiting[next_up][1][1] < hi_chunk:
+            reading.append(waiting[next_up])
+            next_up += 1
+        for key, (ch, start, stop) in reading:
+            lo, hi = max(start, lo_chunk), min(stop, hi_chunk)
+            if lo < hi:
+                pieces[key].append(chunk.data[ch, lo - lo_chunk:hi - lo_chunk])
+        reading = [item for item in reading if item[1][2] > hi_chunk]
+        if next_up == len(waiting) and not reading:
+            break
+    for key, (ch, _, _) in todo.items():
+        env = np.concatenate(pieces[key]) if pieces[key] else np.zeros(0)
+        result[key] = longest_run(env <= band_edge[ch]) >= need
+    return result
