@@ -349,16 +349,15 @@ def analyze_stream(info: StreamInfo, chunks, settings: PipelineSettings | None =
     found.extend(detector.flush())
     merged = {name: 0 for name in info.ch_names}
     if refine is not None:
-        relabel = None
-        if clf is not None:
-            def relabel(onset_s, offset_s):
-                return classify_activation(int(round(onset_s * info.fs)), int(round(offset_s * info.fs)), info.fs,
-                                           clf.cues, clf.settings)
+        def relabel(onset_s, offset_s):
+            return classify_activation(int(round(onset_s * info.fs)), int(round(offset_s * info.fs)), info.fs,
+                                       clf.cues, clf.settings)
+
         found, merged = merge_unrelaxed(
             found, kept, detector.band_edge, info.ch_names, info.fs, kinds=ACTIVATION_KINDS,
             min_relax_s=refine.min_relax_s if refine.min_relax_s is not None else settings.detector.min_rest_s,
             max_gap_s=refine.max_gap_s, require_support=refine.require_support, delay_samples=delay,
-            relabel=relabel)
+            relabel=relabel if clf is not None else None)
     kept.close()
 
     events: list[Event] = []
