@@ -17,7 +17,11 @@ one channel when
   (``level + k_band * sigma``, the band onsets are back-tracked to) for
   ``min_relax_s`` in a row, and
 * another channel of the recording was active throughout the pause: the
-  movement went on (``require_support``).
+  movement went on (``require_support``); or the first activation is a
+  burst no longer than a twitch (``lead_max_s``) and the second is
+  longer: the muscle left its rest with that burst and did not come back
+  before the contraction, so the contraction began there (its onset is
+  moved back to it).
 
 A pause with a real relaxation in it keeps the two events apart however
 short it is, so a spasm that follows a relaxation stays an event of its
@@ -38,6 +42,8 @@ Why these defaults:
   ``benchmarks/bench_detection.py``), the pauses between separate gestures
   hold 0.5-2.9 s of continuous rest on every channel, while the splits of a
   held gesture hold at most 0.4 s.
+* ``lead_max_s = 0.25``: the classifier's longest twitch
+  (:class:`~biofeedback.detect.classify.ClassifierSettings`).
 * ``max_gap_s = 2.0`` (twice the longest rest the causal detector may
   require): a pause longer than that is not the wavering of one hold,
   whatever the envelope does in it; a level that stays raised for that long
@@ -72,18 +78,25 @@ class RefineSettings:
     max_gap_s : float
         Longest pause between two activations that may be merged, in seconds.
     require_support : bool
-        Merge only when another channel was active throughout the pause.
+        Merge only when another channel was active throughout the pause, or
+        the first activation is a lead-in burst (see ``lead_max_s``).
+    lead_max_s : float
+        Longest first activation that is merged, without support, into a
+        longer one that follows it unrelaxed, in seconds.
     """
 
     min_relax_s: float | None = None
     max_gap_s: float = 2.0
     require_support: bool = True
+    lead_max_s: float = 0.25
 
     def __post_init__(self):
         if self.min_relax_s is not None and not self.min_relax_s > 0:
             raise ParameterError("min_relax_s", "None or a duration > 0 s", self.min_relax_s)
         if not self.max_gap_s >= 0:
             raise ParameterError("max_gap_s", "a duration >= 0 s", self.max_gap_s)
+        if not self.lead_max_s >= 0:
+            raise ParameterError("lead_max_s", "a duration >= 0 s", self.lead_max_s)
 
 
 def longest_run(mask) -> int:
@@ -108,7 +121,7 @@ def longest_run(mask) -> int:
 
 def merge_unrelaxed(events, envelope_chunks, band_edge, ch_names, fs: float, *, kinds,
                     min_relax_s: float, max_gap_s: float = 2.0, require_support: bool = True,
-                    delay_samples: int = 0, relabel=None) -> tuple[list, dict]:
+                    lead_max_s: float = 0.0, delay_samples: int = 0, relabel=None) -> tuple[list, dict]:
     """Join consecutive activations of one channel that had no relaxation between them.
 
     Parameters
@@ -134,7 +147,10 @@ def merge_unrelaxed(events, envelope_chunks, band_edge, ch_names, fs: float, *, 
         Longest pause that may be merged, in seconds.
     require_support : bool
         Merge only when an activation of another channel spans the whole
-        pause.
+        pause, or the first activation lasts at most ``lead_max_s`` and the
+        second is longer.
+    lead_max_s : float
+        See ``require_support``, in seconds.
     delay_samples : int
         Envelope lag behind the event times (event times were dated back by
         this many samples).
@@ -185,7 +201,8 @@ def merge_unrelaxed(events, envelope_chunks, band_edge, ch_names, fs: float, *, 
         for a, b in zip(evs, evs[1:]):
             if b.onset_s - a.offset_s > max_gap_s:
                 continue
-            if not require_support or supported(name, a.offset_s, b.onset_s):
+            lead_in = a.duration_s <= lead_max_s < b.duration_s
+            if not require_support or lead_in or supported(name, a.offset_s, b.onset_s):
                 start = int(round(a.offset_s * fs)) + delay_samples
                 stop = int(round(b.onset_s * fs)) + delay_samples
                 pauses[(name, a.onset_s)] = (index[name], start, stop)
