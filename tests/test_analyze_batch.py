@@ -215,3 +215,16 @@ def test_analyze_shared_folders_of_every_format(shared_data, tmp_path, capsys):
     assert len(emggo) == 8 and float(emggo[0]["fs_hz"]) == 2048
     html = (tmp_path / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len({r["file"] for r in summary})
+
+
+def test_first_pass_hands_memory_back_without_touching_the_chunks(monkeypatch):
+    from biofeedback.analysis import runner
+    from biofeedback.core.types import Chunk, StreamInfo
+
+    calls = []
+    monkeypatch.setattr(runner, "_release_memory", lambda: calls.append(1))
+    info = StreamInfo.default_names(2, 100.0)
+    chunks = [Chunk(np.full((2, 50), float(i)), 50 * i, info) for i in range(10)]
+    out = list(runner._trimming(iter(chunks), every_bytes=3 * 2 * 50 * 8))
+    assert [c is d for c, d in zip(out, chunks)] == [True] * 10
+    assert len(calls) == 4  # after chunks 3, 6 and 9, and at the end

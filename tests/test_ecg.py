@@ -206,3 +206,160 @@ def test_auto_turns_suppression_on_when_the_first_seconds_show_a_heartbeat(ecg_f
     assert clean.heartbeats_removed is None and clean.ecg_note == "heartbeat suppression: off"
     beating = analyze_recording(simulate(spasm_scenario(70.0, 50.0), 1000.0, seed=3))
     assert beating.heartbeats_removed is not None
+
+
+# -- vectorised beat detection against the block-by-block walk -------------------------------------------------
+class _BlockByBlockDetector(BeatDetector):
+    """Reference: the noise floor updated one 0.25 s block at a time (one median and one percentile per
+    block), the energy walked block piece by block piece with a scalar threshold, and every beat's shape
+    compared on its own."""
+
+    def update(self, raw, first_sample):
+        raw = np.asarray(raw, dtype=float)
+        new = [[] for _ in range(self.n_channels)]
+        band, energy = self._filter(raw)
+        self.band, self.energy = band, energy
+        n = energy.shape[1]
+        lo, hi = max(first_sample, self.block), min(first_sample + n, self.learn)
+        if hi > lo:
+            part = energy[:, lo - first_sample:hi - first_sample].max(axis=1)
+            for ch in range(self.n_channels):
+                self._states[ch].learn_max = max(self._states[ch].learn_max, float(part[ch]))
+        pos = 0
+        while pos < n:
+            stop = min(n, pos + self.block - ((first_sample + pos) % self.block))
+            begin = max(pos, self.learn - first_sample)
+            if begin < stop:
+                for ch in range(self.n_channels):
+                    st = self._states[ch]
+                    level = st.level if st.peaks else st.learn_max
+                    theta = max(self.settings.peak_fraction * level, self.settings.noise_factor * float(self.noise[ch]))
+                    self._walk(ch, energy[ch, :stop], first_sample, begin, theta, new[ch])
+            self._block_noise(energy[:, pos:stop])
+            pos = stop
+        ext = np.concatenate([self._hist, band], axis=1)
+        ext_start = first_sample - self._hist.shape[1]
+        for ch in range(self.n_channels):
+            for beat in new[ch]:
+                self.similar[ch].append(self._one_shape(ch, ext[ch], ext_start, beat))
+            self.beats[ch].extend(new[ch])
+        self._hist = ext[:, -self._hist.shape[1]:]
+        return new
+
+    def _block_noise(self, energy):
+        pos = 0
+        while pos < energy.shape[1]:
+            take = min(energy.shape[1] - pos, self.block - self._block_fill)
+            self._block_parts.append(energy[:, pos:pos + take])
+            self._block_fill += take
+            pos += take
+            if self._block_fill == self.block:
+                self._block_medians = (self._block_medians + [np.median(np.concatenate(self._block_parts, axis=1),
+                                                                         axis=1)])[-8:]
+                self.noise = np.percentile(np.array(self._block_medians), 25, axis=0)
+                self._block_parts, self._block_fill = [], 0
+
+    def _walk(self, ch, e, first, pos, theta, out):
+        from biofeedback.detect.ecg import IN, OUT, SKIP
+
+        st = self._states[ch]
+        n = e.shape[0]
+        while pos < n:
+            if st.mode == OUT:
+                ready = max(pos, st.last_beat + self.refractory - first)
+                hits = np.flatnonzero(e[ready:] > theta) if ready < n else []
+                if len(hits) == 0:
+                    return
+                i = ready + hits[0]
+                st.mode, st.run_start, st.best, st.best_val = IN, first + i, first + i, float(e[i])
+                pos = i
+            elif st.mode == IN:
+                end_local = st.run_start + self.max_run + 1 - first
+                limit = min(n, end_local)
+                drops = np.flatnonzero(e[pos:limit] <= theta)
+                stop = pos + drops[0] if drops.size else limit
+                if stop > pos and e[pos + int(np.argmax(e[pos:stop]))] > st.best_val:
+                    k = int(np.argmax(e[pos:stop]))
+                    st.best_val, st.best = float(e[pos + k]), first + pos + k
+                if drops.size:
+                    out.append(st.best)
+                    st.last_beat = st.best
+                    st.peaks = (st.peaks + [st.best_val])[-self.settings.history:]
+                    st.level = float(np.median(st.peaks))
+                    st.mode, pos = OUT, stop
+                    level = st.level
+                    theta = max(self.settings.peak_fraction * level, self.settings.noise_factor * float(self.noise[ch]))
+                elif limit >= end_local:
+                    st.mode, pos = SKIP, limit
+                else:
+                    return
+            else:
+                drops = np.flatnonzero(e[pos:] <= theta)
+                if drops.size == 0:
+                    return
+                st.mode, pos = OUT, pos + drops[0]
+
+    def _one_shape(self, ch, ext, ext_start, beat):
+        from biofeedback.detect.ecg import _best_correlation
+
+        lo = beat + 1 - self.shape_len - ext_start
+        if lo < 0:
+            return False
+        seg = ext[lo:lo + self.shape_len]
+        shapes = self._shapes[ch]
+        similar = False
+        if len(shapes) >= 3:
+            shift = min(max(1, int(round(0.01 * self.fs))), (len(seg) - 2) // 4)
+            similar = _best_correlation(seg, np.median(np.array(shapes), axis=0), shift)[0] >= 0.7
+        self._learn_shape(ch, seg, similar)
+        return similar
+
+
+def _beats_of(cls, raw, fs, sizes, prime=None):
+    detector = cls(fs, raw.shape[0])
+    if prime is not None:
+        primer = cls(fs, raw.shape[0])
+        primer.update(prime, 0)
+        detector.adopt(primer)
+    start, k = 0, 0
+    while start < raw.shape[1]:
+        detector.update(raw[:, start:start + sizes[k % len(sizes)]], start)
+        start, k = start + sizes[k % len(sizes)], k + 1
+    return detector
+
+
+@pytest.mark.parametrize("fs", [250.0, 2000.0])
+@pytest.mark.parametrize("sizes", [(1000,), (7, 640, 1, 2500), (16384,)])
+def test_vectorised_beat_detection_equals_the_block_by_block_walk(fs, sizes):
+    """Beats, shape flags and noise floor to the bit, on heartbeats with spasms (two channels: one with
+    the heart, one with the spasms at another scale), with and without priming. The same chunks for
+    both: the smoothed energy's running sum restarts per chunk, so its last bits depend on the chunking
+    (the beats do not: compared across chunkings below)."""
+    rec = simulate(relax_with_spasms(40.0, n_spasms=5, spasm_durations_s=(0.3, 1.0, 2.0), ecg_bpm=85.0,
+                                     ecg_uv=60.0), fs, seed=7)
+    raw = np.vstack([rec.data, 3.0 * rec.data[:, ::-1]])
+    for prime in (None, raw[:, :int(10 * fs)]):
+        ref = _beats_of(_BlockByBlockDetector, raw, fs, sizes, prime)
+        new = _beats_of(BeatDetector, raw, fs, sizes, prime)
+        assert sum(map(len, ref.beats)) > 40 and any(any(s) for s in ref.similar)
+        assert new.beats == ref.beats and new.similar == ref.similar
+        np.testing.assert_array_equal(new.noise, ref.noise)
+        np.testing.assert_array_equal(np.array(new._block_medians), np.array(ref._block_medians))
+        one_chunk = _beats_of(BeatDetector, raw, fs, (raw.shape[1],), prime)
+        assert one_chunk.beats == new.beats and one_chunk.similar == new.similar
+
+
+def test_batched_correlations_equal_one_at_a_time():
+    from biofeedback.detect.ecg import _best_correlation, _best_correlations, _small_median
+
+    rng = np.random.default_rng(3)
+    template = np.sin(np.linspace(0, 6, 100)) + 0.1 * rng.normal(size=100)
+    segs = template[None, :] * rng.uniform(0.5, 2, size=(30, 1)) + rng.normal(size=(30, 100)) * \
+        np.linspace(0.01, 3, 30)[:, None]
+    segs[3] = 0.0  # flat: correlation 0
+    for shift in (0, 1, 10, 49):
+        expected = [_best_correlation(seg, template, shift)[0] for seg in segs]
+        np.testing.assert_array_equal(_best_correlations(segs, template, shift), expected)
+    for n in range(1, 10):
+        values = list(rng.normal(size=n))
+        assert _small_median(values) == float(np.median(values))

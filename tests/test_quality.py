@@ -163,3 +163,50 @@ def test_constant_channels_are_flat_in_any_units():
     data = np.vstack([rng.normal(size=5000), np.zeros(5000)])
     report = assess_quality(data, info)
     assert [s.status for s in report.status] == ["ok", "flat"]
+
+
+# -- rail features: the second extreme only where it can matter -------------------------------------------------
+class _AllWindowsMonitor:
+    """Reference for the rail features: the second extreme and its count of every window."""
+
+    @staticmethod
+    def features(x):
+        out = {}
+        for side, sign in (("max", 1), ("min", -1)):
+            v = x.max(axis=2) if sign > 0 else x.min(axis=2)
+            at = x == v[:, :, None]
+            inner = np.where(at, -np.inf, x).max(axis=2) if sign > 0 else np.where(at, np.inf, x).min(axis=2)
+            out[side] = (v, at.sum(axis=2), inner, (x == inner[:, :, None]).sum(axis=2))
+        return out
+
+
+def _clipped_signals():
+    rng = np.random.default_rng(5)
+    fs = 1000.0
+    x = 40.0 * rng.standard_normal((4, 23_000))
+    x[0] = np.clip(x[0], -60.0, 60.0)  # clipped at both rails
+    x[1, 5000:9000] = x[1].max()  # stuck at its maximum for 4 s
+    x[2] = np.round(x[2] / 10.0) * 10.0  # coarse codes: many ties at the extremes, no rail
+    x[3, 20_000:] = 0.0  # goes flat at the end
+    return x, StreamInfo.default_names(4, fs)
+
+
+@pytest.mark.parametrize("chunk", [1000, 333, 23_000])
+def test_rails_found_from_the_running_extreme_equal_those_from_every_window(chunk):
+    from biofeedback.detect.quality import QualityMonitor, _rail
+
+    x, info = _clipped_signals()
+    report = assess_quality(x, info, chunk_size=chunk)
+    monitor = QualityMonitor(info)
+    w = monitor.window
+    k = x.shape[1] // w
+    ref = _AllWindowsMonitor.features(x[:, :k * w].reshape(4, k, w))
+    rails = []
+    for ch in range(4):
+        hi = _rail(*(a[ch] for a in ref["max"]), +1)[0]
+        lo = _rail(*(a[ch] for a in ref["min"]), -1)[0]
+        rails.append((lo, hi))
+    assert report.rails == rails
+    assert report.rails[0] == (-60.0, 60.0) and report.rails[1][1] == x[1].max() and report.rails[2] == (None, None)
+    assert report.spans["saturation"][0] and report.spans["saturation"][1]
+    assert report.spans == assess_quality(x, info, chunk_size=7919).spans

@@ -42,6 +42,7 @@ alone.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -147,11 +148,29 @@ class ECGSettings:
 
 
 def _band_sos(settings: ECGSettings, fs: float) -> np.ndarray:
+    """Second-order sections (shape (2, 6)) of the ECG band-pass (``band_hz``, capped at 0.45 fs)."""
     low, high = settings.band_hz
     high = min(high, 0.45 * fs)
     if not low < high:
         raise ParameterError("ECG band (Hz)", f"a band below {0.45 * fs:g} Hz for fs = {fs:g} Hz", settings.band_hz)
-    return signal.butter(2, [low, high], btype="bandpass", output="sos", fs=fs)
+    return butter_sos(2, (low, high), "bandpass", fs)
+
+
+def butter_sos(order: int, edges, btype: str, fs: float) -> np.ndarray:
+    """Butterworth second-order sections (shape (n_sections, 6)) for edges in Hz at ``fs`` Hz.
+
+    A batch analysis designs the same few filters for every detector it
+    makes (the heartbeat probe, the quality check's primer and monitor),
+    each design a millisecond or two of scipy; designs are kept per
+    (order, edges, type, fs) and each caller gets its own copy (scipy's
+    ``sosfilt`` wants a writable array).
+    """
+    return _butter_sos(int(order), edges if np.isscalar(edges) else tuple(edges), str(btype), float(fs)).copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _butter_sos(order, edges, btype, fs):
+    return signal.butter(order, edges if np.isscalar(edges) else list(edges), btype=btype, output="sos", fs=fs)
 
 
 class _BeatState:
@@ -209,6 +228,7 @@ class BeatDetector:
         self.shape_len = max(2, int(round(s.pre_s * fs)))
         self._hist = np.zeros((n_channels, self.shape_len + self.max_run + 1))
         self._shapes: list[list[np.ndarray]] = [[] for _ in range(n_channels)]
+        self._templates: list[np.ndarray | None] = [None] * n_channels  # median of _shapes, once needed
         self._misses = [0] * n_channels
         self.band = np.zeros((n_channels, 0))
         self.energy = np.zeros((n_channels, 0))
@@ -243,28 +263,70 @@ class BeatDetector:
         self._tail = ext[:, -w:]
         return band, energy
 
-    def _update_noise(self, energy):
-        """Median energy per 0.25 s block (blocks aligned on absolute indices)."""
-        pos = 0
-        n = energy.shape[1]
-        while pos < n:
-            take = min(n - pos, self.block - self._block_fill)
-            self._block_parts.append(energy[:, pos:pos + take])
-            self._block_fill += take
-            pos += take
-            if self._block_fill == self.block:
-                block = np.concatenate(self._block_parts, axis=1)
-                self._block_medians.append(np.median(block, axis=1))
-                self._block_medians = self._block_medians[-8:]
-                self.noise = np.percentile(np.array(self._block_medians), 25, axis=0)
-                self._block_parts, self._block_fill = [], 0
+    def _update_noise(self, energy, first_sample: int):
+        """Median energy per 0.25 s block and the noise floor it sets, for one chunk at once.
+
+        Parameters
+        ----------
+        energy : ndarray, shape (n_channels, n)
+            Smoothed 5-30 Hz energy of the chunk (squared units of the input).
+        first_sample : int
+            Stream index of ``energy[:, 0]``.
+
+        Returns
+        -------
+        ndarray, shape (n_channels, n)
+            The background level in force at each sample: the lower quartile
+            of the medians of the last 8 blocks completed *before* the piece
+            of block that holds the sample (blocks on absolute indices).
+
+        Notes
+        -----
+        Beat by beat this used to be one ``np.median`` per block and one
+        ``np.percentile`` per completed block; here all blocks that end in the
+        chunk are reduced in one call each (a block median is the same
+        arithmetic whichever axis it runs over, so the values are identical
+        to the per-block ones, which ``tests/test_ecg.py`` checks).
+        """
+        n_ch, n = energy.shape
+        block = self.block
+        fill = self._block_fill
+        # Blocks completed in this chunk (with the part left from the last one).
+        held = np.concatenate(self._block_parts + [energy], axis=1) if fill else energy
+        k = held.shape[1] // block
+        levels = [self.noise]  # floor after 0, 1, ..., k completions
+        ends = np.empty(0, dtype=np.int64)  # chunk-local index one past each completed block
+        if k:
+            medians = np.median(held[:, :k * block].reshape(n_ch, k, block), axis=2)
+            ends = (block - fill) + block * np.arange(k)
+            history = np.concatenate([np.array(self._block_medians).reshape(-1, n_ch).T, medians], axis=1)
+            h = history.shape[1] - k  # medians held before this chunk (at most 8)
+            # The first blocks of a stream have fewer than 8 medians before them.
+            for m in range(min(k, max(0, 7 - h))):
+                levels.append(np.percentile(history[:, :h + m + 1], 25, axis=1))
+            full = k - (len(levels) - 1)
+            if full:
+                # Window j of the view holds medians j..j+7; completion m ends window h + m - 7.
+                windows = np.lib.stride_tricks.sliding_window_view(history, 8, axis=1)[:, -full:]
+                levels.extend(np.percentile(windows, 25, axis=2).T)
+            self.noise = levels[-1]
+            self._block_medians = list(history[:, -8:].T.copy())
+            rest = held[:, k * block:].copy()  # not a view: it would hold the whole chunk
+            self._block_parts = [rest] if rest.shape[1] else []
+            self._block_fill = rest.shape[1]
+        else:
+            self._block_parts = self._block_parts + [energy]
+            self._block_fill = held.shape[1]
+        # The floor used for a sample is the one in force when its piece of
+        # block (chunk split at absolute block boundaries) was walked: that
+        # of the blocks completed before the piece's start.
+        starts = np.concatenate(([0], np.arange((-first_sample) % block or block, n, block)))
+        which = np.searchsorted(ends, starts, side="right")
+        per_piece = np.array(levels).T[:, which]  # (n_channels, n_pieces)
+        lengths = np.diff(np.append(starts, n))
+        return np.repeat(per_piece, lengths, axis=1)
 
     # -- detection -----------------------------------------------------------------
-    def _threshold(self, ch) -> float:
-        st = self._states[ch]
-        level = st.level if st.peaks else st.learn_max
-        return max(self.settings.peak_fraction * level, self.settings.noise_factor * float(self.noise[ch]))
-
     def update(self, raw, first_sample: int) -> list[list[int]]:
         """Feed raw samples ``(n_channels, n)``; return new beats per channel."""
         raw = np.asarray(raw, dtype=float)
@@ -285,73 +347,146 @@ class BeatDetector:
             for ch in range(self.n_channels):
                 self._states[ch].learn_max = max(self._states[ch].learn_max, float(part[ch]))
         # The threshold's noise term changes only at block boundaries (fixed
-        # absolute indices), so the chunk is walked block piece by block
-        # piece: the result does not depend on where chunks end.
-        pos = 0
-        while pos < n:
-            index = first_sample + pos
-            stop = min(n, pos + self.block - (index % self.block))
-            begin = max(pos, self.learn - first_sample)
-            if begin < stop:
-                for ch in range(self.n_channels):
-                    self._run(ch, energy[ch, :stop], first_sample, begin, new[ch])
-            self._update_noise(energy[:, pos:stop])
-            pos = stop
+        # absolute indices), so the result does not depend on where chunks
+        # end; it is computed for the whole chunk at once.
+        floor = self.settings.noise_factor * self._update_noise(energy, first_sample)
+        begin = max(0, self.learn - first_sample)
+        if begin < n:
+            for ch in range(self.n_channels):
+                self._run(ch, energy[ch], first_sample, begin, floor[ch], new[ch])
         ext = np.concatenate([self._hist, band], axis=1)
         ext_start = first_sample - self._hist.shape[1]
         for ch in range(self.n_channels):
-            for beat in new[ch]:
-                self.similar[ch].append(self._check_shape(ch, ext[ch], ext_start, beat))
+            if new[ch]:
+                self.similar[ch].extend(self._check_shapes(ch, ext[ch], ext_start, new[ch]))
             self.beats[ch].extend(new[ch])
         self._hist = ext[:, -self._hist.shape[1]:]
         return new
 
-    def _check_shape(self, ch, ext, ext_start, beat) -> bool:
-        lo = beat + 1 - self.shape_len - ext_start
-        if lo < 0:
-            return False
-        seg = ext[lo:lo + self.shape_len]
+    def _check_shapes(self, ch, ext, ext_start, beats) -> list[bool]:
+        """Whether each new beat of channel ``ch`` has the shape of the recent ones.
+
+        Parameters
+        ----------
+        ch : int
+        ext : ndarray, shape (m,)
+            5-30 Hz band of the channel: the held history then this chunk.
+        ext_start : int
+            Stream index of ``ext[0]``.
+        beats : list of int
+            The chunk's beats (stream indices), increasing.
+
+        Returns
+        -------
+        list of bool, one per beat
+
+        Notes
+        -----
+        Beat by beat, each is correlated with the median of the recent
+        QRS-like shapes, and a similar beat joins them (which changes the
+        template for the next). A run of dissimilar beats (crossings of
+        muscle activity) leaves the template alone, so while the beats
+        differ they are compared in one vectorised step; the first similar
+        one (or a reset) updates the template and the rest are compared
+        again. The results are those of comparing one beat at a time.
+        """
+        n_beats = len(beats)
+        size = self.shape_len
+        los = [beat + 1 - size - ext_start for beat in beats]
+        shift = min(max(1, int(round(0.01 * self.fs))), (size - 2) // 4)
+        out: list[bool] = []
+        batch = n_beats
+        i = 0
+        while i < n_beats:
+            if los[i] < 0:
+                out.append(False)  # its start was not kept: nothing to compare, nothing learned
+                i += 1
+                continue
+            shapes = self._shapes[ch]
+            if len(shapes) < 3:
+                self._learn_shape(ch, ext[los[i]:los[i] + size], False)
+                out.append(False)
+                i += 1
+                batch = n_beats
+                continue
+            # Compare beats i..j-1 with the current template; they are all
+            # evaluated against it, and the walk stops at the first one that
+            # changes it.
+            j = min(n_beats, i + batch)
+            segs = np.stack([ext[lo:lo + size] for lo in los[i:j] if lo >= 0])
+            template = self._templates[ch]
+            if template is None:
+                template = self._templates[ch] = np.median(np.array(shapes), axis=0)
+            scores = iter(_best_correlations(segs, template, shift))
+            changed = False
+            for t in range(i, j):
+                i = t + 1
+                if los[t] < 0:
+                    out.append(False)
+                    continue
+                similar = bool(next(scores) >= 0.7)
+                out.append(similar)
+                if self._learn_shape(ch, ext[los[t]:los[t] + size], similar):
+                    changed = True
+                    break
+            # Heartbeats change the template one after the other (compare them
+            # one by one); a run of dissimilar crossings does not (compare
+            # twice as many at once each time).
+            batch = 1 if changed else 2 * batch
+        return out
+
+    def _learn_shape(self, ch, seg, similar: bool) -> bool:
+        """Add a compared beat's segment to the template's shapes; True when the template changed.
+
+        The template learns from QRS-like beats only (a beat inside a
+        contraction would blur it); after a history's worth of beats that all
+        differ, the shape has changed (electrode moved): start again.
+        """
         shapes = self._shapes[ch]
-        similar = False
-        if len(shapes) >= 3:
-            # Best correlation over small shifts: the fiducial point moves by
-            # a few milliseconds from beat to beat.
-            template = np.median(np.array(shapes), axis=0)
-            shift = min(max(1, int(round(0.01 * self.fs))), (len(seg) - 2) // 4)
-            similar = _best_correlation(seg, template, shift)[0] >= 0.7
-        # The template learns from QRS-like beats only (a beat inside a
-        # contraction would blur it); after a history's worth of beats that
-        # all differ, the shape has changed (electrode moved): start again.
         if similar or len(shapes) < 3:
             self._misses[ch] = 0
             shapes.append(seg.copy())
             del shapes[:-self.settings.history]
-        else:
-            self._misses[ch] += 1
-            if self._misses[ch] >= self.settings.history:
-                shapes[:] = [seg.copy()]
-                self._misses[ch] = 0
-        return similar
+            self._templates[ch] = None
+            return True
+        self._misses[ch] += 1
+        if self._misses[ch] >= self.settings.history:
+            shapes[:] = [seg.copy()]
+            self._misses[ch] = 0
+            self._templates[ch] = None
+            return True
+        return False
 
-    def _run(self, ch, e, first, pos, out):
+    def _level(self, ch) -> float:
+        """The threshold's beat term: ``peak_fraction`` of the recent beats' level."""
+        st = self._states[ch]
+        return self.settings.peak_fraction * (st.level if st.peaks else st.learn_max)
+
+    def _run(self, ch, e, first, pos, floor, out):
+        """Walk the energy ``e`` (shape (n,)) of channel ``ch`` from ``pos``; append beats to ``out``.
+
+        ``floor`` (shape (n,)) is ``noise_factor`` times the background
+        energy in force at each sample; the threshold at a sample is the
+        larger of it and :meth:`_level`. A run above threshold may start in
+        one chunk and end in the next (the state is kept per channel).
+        """
         st = self._states[ch]
         n = e.shape[0]
-        theta = self._threshold(ch)
+        level = self._level(ch)
         while pos < n:
             if st.mode == OUT:
                 ready = max(pos, st.last_beat + self.refractory - first)
                 if ready >= n:
                     return
-                hits = np.flatnonzero(e[ready:] > theta)
-                if hits.size == 0:
+                i = _first_crossing(e, floor, level, ready, above=True)
+                if i < 0:
                     return
-                i = ready + hits[0]
                 st.mode, st.run_start, st.best, st.best_val = IN, first + i, first + i, float(e[i])
                 pos = i
             elif st.mode == IN:
                 end_local = st.run_start + self.max_run + 1 - first
                 limit = min(n, end_local)
-                drops = np.flatnonzero(e[pos:limit] <= theta)
+                drops = np.flatnonzero(e[pos:limit] <= np.maximum(level, floor[pos:limit]))
                 stop = pos + drops[0] if drops.size else limit
                 if stop > pos:
                     k = int(np.argmax(e[pos:stop]))
@@ -362,21 +497,59 @@ class BeatDetector:
                     out.append(st.best)
                     st.last_beat = st.best
                     st.peaks = (st.peaks + [st.best_val])[-self.settings.history:]
-                    st.level = float(np.median(st.peaks))
+                    st.level = _small_median(st.peaks)
                     st.mode = OUT
                     pos = stop
-                    theta = self._threshold(ch)
+                    level = self._level(ch)
                 elif limit >= end_local:
                     st.mode = SKIP  # too wide for a QRS complex
                     pos = limit
                 else:
                     return
             else:  # SKIP: wait for the wide run to end
-                drops = np.flatnonzero(e[pos:] <= theta)
-                if drops.size == 0:
+                i = _first_crossing(e, floor, level, pos, above=False)
+                if i < 0:
                     return
                 st.mode = OUT
-                pos += drops[0]
+                pos = i
+
+
+def _first_crossing(e, floor, level: float, start: int, above: bool) -> int:
+    """First index ``i >= start`` where ``e[i]`` is above (or, with ``above=False``, not above)
+    ``max(level, floor[i])``; -1 when there is none.
+
+    ``e`` and ``floor`` have shape (n,). The search looks at a few hundred
+    samples first and widens the window fourfold each time, so finding the
+    next crossing costs about the distance to it rather than the rest of
+    the chunk: with one threshold array per beat over the whole remaining
+    chunk, the work grew with beats x chunk length.
+    """
+    n = e.shape[0]
+    width = 256
+    while start < n:
+        stop = min(n, start + width)
+        seg = e[start:stop]
+        theta = np.maximum(level, floor[start:stop])
+        hits = np.flatnonzero(seg > theta if above else seg <= theta)
+        if hits.size:
+            return start + int(hits[0])
+        start = stop
+        width *= 4
+    return -1
+
+
+def _small_median(values) -> float:
+    """Median of a short list of floats, equal to ``float(np.median(values))`` to the bit.
+
+    A heartbeat's level is the median of at most ``history`` (8) peaks; the
+    Python sort avoids ``np.median``'s overhead, which at one call per beat
+    was a large part of the quality check's time.
+    """
+    ordered = sorted(values)
+    half = len(ordered) // 2
+    if len(ordered) % 2:
+        return float(ordered[half])
+    return float((ordered[half - 1] + ordered[half]) / 2)
 
 
 def regular_runs(beats, fs: float, min_beats: int = 5, bpm=(40.0, 200.0), tolerance: float = 0.25,
@@ -655,6 +828,35 @@ def _best_correlation(seg, template, shift: int) -> tuple[float, int]:
     corr = np.where(den > 0, centred @ core / np.where(den > 0, den, 1.0), 0.0)
     k = int(np.argmax(corr))
     return float(corr[k]), k - shift
+
+
+def _best_correlations(segs, template, shift: int) -> np.ndarray:
+    """:func:`_best_correlation` of several segments with one template, best values only.
+
+    Parameters
+    ----------
+    segs : ndarray, shape (n_segments, m)
+    template : ndarray, shape (m,)
+    shift : int
+        Largest shift in samples.
+
+    Returns
+    -------
+    ndarray, shape (n_segments,)
+        Per segment, the highest correlation over the shifts; the same
+        numbers as calling :func:`_best_correlation` segment by segment (the
+        same element-wise operations, over one more axis).
+    """
+    m = segs.shape[1]
+    if shift <= 0 or m <= 2 * shift + 1:
+        return np.array([_correlation(seg, template) for seg in segs])
+    core = template[shift:m - shift]
+    windows = np.lib.stride_tricks.sliding_window_view(segs, core.size, axis=1)  # (n, 2 * shift + 1, m')
+    core = core - core.mean()
+    centred = windows - windows.mean(axis=2, keepdims=True)
+    den = np.sqrt(np.sum(centred ** 2, axis=2) * np.dot(core, core))
+    corr = np.where(den > 0, centred @ core / np.where(den > 0, den, 1.0), 0.0)
+    return corr.max(axis=1)
 
 
 def _aligned_correlation(reach, template) -> tuple[float, int]:

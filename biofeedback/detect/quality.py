@@ -58,7 +58,7 @@ import numpy as np
 from scipy import signal
 
 from biofeedback.core.types import Event, StreamInfo
-from biofeedback.detect.ecg import BeatDetector, ECGSettings, regular_runs
+from biofeedback.detect.ecg import BeatDetector, ECGSettings, butter_sos, regular_runs
 from biofeedback.dsp.filters import mains_harmonics
 from biofeedback.errors import ParameterError
 
@@ -215,9 +215,9 @@ class QualityMonitor:
         self.window = max(4, int(round(s.window_s * fs)))
         top = min(0.45 * fs, 450.0)
         self._emg_low = min(20.0, 0.4 * fs)
-        self._hf_sos = signal.butter(2, self._emg_low, btype="highpass", output="sos", fs=fs)
+        self._hf_sos = butter_sos(2, self._emg_low, "highpass", fs)
         lf_high = min(10.0, 0.4 * fs)
-        self._lf_sos = signal.butter(2, [min(1.0, lf_high / 2), lf_high], btype="bandpass", output="sos", fs=fs)
+        self._lf_sos = butter_sos(2, (min(1.0, lf_high / 2), lf_high), "bandpass", fs)
         self._zi = {}
         # Spectral bins of a window: EMG band and mains lines.
         freqs = np.fft.rfftfreq(self.window, 1.0 / fs)
@@ -236,6 +236,9 @@ class QualityMonitor:
         self._pending_hf = np.zeros((n, 0))
         self._pending_lf = np.zeros((n, 0))
         self._features: list[dict] = []
+        self._report: QualityReport | None = None
+        # Per channel, the largest and smallest raw value so far (see _add_windows).
+        self._extreme = {"max": np.full(n, -np.inf), "min": np.full(n, np.inf)}
         self.n_samples = 0
         self._rail_counts = []
         self.beats = BeatDetector(fs, n, s.ecg)
@@ -283,19 +286,35 @@ class QualityMonitor:
             "lf": np.sqrt(np.mean(lf[:, :k * w].reshape(n_ch, k, w) ** 2, axis=2)),
             "len": np.full(k, w),
         }
-        vmax = x.max(axis=2)
-        vmin = x.min(axis=2)
-        at_max = x == vmax[:, :, None]
-        at_min = x == vmin[:, :, None]
-        feats["vmax"], feats["cmax"] = vmax, at_max.sum(axis=2)
-        feats["vmin"], feats["cmin"] = vmin, at_min.sum(axis=2)
-        below = np.where(at_max, -np.inf, x).max(axis=2)
-        above = np.where(at_min, np.inf, x).min(axis=2)
-        feats["v2max"], feats["c2max"] = below, (x == below[:, :, None]).sum(axis=2)
-        feats["v2min"], feats["c2min"] = above, (x == above[:, :, None]).sum(axis=2)
         if self.settings.rails is not None:
             lo, hi = self.settings.rails
             feats["nrail"] = ((x <= lo) | (x >= hi)).sum(axis=2)
+        else:
+            # What finish() needs to find a rail: per window, the extreme
+            # values, how many samples hold them and, for the windows whose
+            # extreme is the channel's extreme so far, the next value inside.
+            # Only those windows can hold the channel's final extreme (it is
+            # at least the running one), and _rail() reads the second value
+            # of no other window, so the rest are skipped.
+            for side, sign in (("max", 1.0), ("min", -1.0)):
+                v = x.max(axis=2) if sign > 0 else x.min(axis=2)
+                feats["v" + side], feats["c" + side] = v, (x == v[:, :, None]).sum(axis=2)
+                running = self._extreme[side]
+                running = np.fmax(running, v.max(axis=1)) if sign > 0 else np.fmin(running, v.min(axis=1))
+                self._extreme[side] = running
+                top = v == running[:, None]
+                v2 = np.full(v.shape, -sign * np.inf)
+                c2 = np.zeros(v.shape, dtype=np.int64)
+                if top.any():
+                    sel = x[top]  # (windows at the running extreme, w)
+                    at = sel == v[top][:, None]
+                    if sign > 0:
+                        inner = np.where(at, -np.inf, sel).max(axis=1)
+                    else:
+                        inner = np.where(at, np.inf, sel).min(axis=1)
+                    v2[top] = inner
+                    c2[top] = (sel == inner[:, None]).sum(axis=1)
+                feats["v2" + side], feats["c2" + side] = v2, c2
         # Mains: line power against the rest of the EMG band.
         if self._lines and w == self.window:
             centred = x - x.mean(axis=2, keepdims=True)
@@ -311,7 +330,14 @@ class QualityMonitor:
         self._features.append(feats)
 
     def finish(self) -> QualityReport:
-        """Build the report from everything fed so far."""
+        """Build the report from everything fed so far (once; later calls return the same report).
+
+        The per-window features are dropped once the report is built: batch
+        analysis keeps the monitor until the end of the file, and for an
+        hour of 8 channels they are some 6 MB that nothing reads any more.
+        """
+        if self._report is not None:
+            return self._report
         if self._pending.shape[1] >= max(4, self.window // 4):
             self._add_windows(self._pending, self._pending_hf, self._pending_lf)
         self._pending = self._pending[:, :0]
@@ -396,7 +422,9 @@ class QualityMonitor:
                     "No detection on this channel.")))
             else:
                 status.append(ChannelStatus())
-        return QualityReport(info, self.window, self.n_samples, flags, spans, status, rails, ecg_bpm)
+        self._report = QualityReport(info, self.window, self.n_samples, flags, spans, status, rails, ecg_bpm)
+        self._features = []
+        return self._report
 
 
 def _rail(v, c, v2, c2, sign):
