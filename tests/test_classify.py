@@ -10,7 +10,7 @@ import pytest
 from biofeedback.analysis.batch import analyze_recording
 from biofeedback.cli import main
 from biofeedback.core.types import Recording
-from biofeedback.detect import Baseline
+from biofeedback.detect import Baseline, DetectorSettings
 from biofeedback.detect.classify import (
     ACTIVATION_KINDS, CONTRACT, REST, UNKNOWN, ClassifierSettings, CueMap, CueTrack, EventClassifier,
     classify_events,
@@ -102,7 +102,9 @@ def tone_recording(cued=True):
 
 
 def test_raised_resting_level_is_elevated_tone():
-    result = analyze_recording(tone_recording())
+    # The double threshold alone, as live and on real (restless) rests; see
+    # the next test for what the CUSUM makes of a steady simulated rest.
+    result = analyze_recording(tone_recording(), PipelineSettings(detector=DetectorSettings(cusum=False)))
     tone = [e for e in result.events if e.kind == "elevated_tone"]
     assert len(tone) == 1, [(e.kind, e.onset_s, e.offset_s) for e in result.events]
     (t,) = tone
@@ -111,6 +113,19 @@ def test_raised_resting_level_is_elevated_tone():
     assert 1.5 < t.extra["ratio"] < 2.3
     # Short excursions above the on threshold inside it stay activations of their own.
     assert all(e.kind in ("contraction", "spasm", "twitch") for e in activations(result))
+
+
+def test_on_a_steady_rest_a_sustained_rise_is_one_activation():
+    """The simulated rest is steady (drift < 5 %), so batch analysis runs the
+    CUSUM path (``cusum="auto"``): the rise from rest to 1.7x, held 20 s
+    during a rest cue, is one evidence-held activation, uncued and
+    sustained: a cramp, and its time is not resting tone."""
+    result = analyze_recording(tone_recording())
+    assert result.baseline.drift[0] < DetectorSettings().max_drift
+    found = [e for e in activations(result) if e.onset_s > 12.0]
+    assert [e.kind for e in found] == ["cramp"]
+    assert 14.5 < found[0].onset_s < 16.5 and 33.5 < found[0].offset_s < 36.0
+    assert not [e for e in result.events if e.kind == "elevated_tone"]
 
 
 def test_tone_without_cues_needs_a_calibrated_rest():
@@ -201,3 +216,102 @@ def test_cli_cue_column_with_integer_labels(tmp_path, capsys):
         (summary,) = list(csv.DictReader(handle))
     assert summary["cues"] == "yes" and int(summary["n_spasm"]) == truth.count("spasm")
     assert int(summary["n_cramp"]) == 1
+
+
+# -- tone tracking: vectorised blocks against the block-by-block walk ---------------------------------
+class _BlockByBlockClassifier(EventClassifier):
+    """Reference: the tone tracker walked one 0.25 s block at a time, one median per block and channel."""
+
+    def _track_tone(self, detector, chunk):
+        env = np.asarray(chunk.data, dtype=float)
+        first, n = chunk.first_sample, env.shape[1]
+        if self.cues.seen:
+            allowed = self.cues.codes_between(first - detector.delay, first - detector.delay + n) != CONTRACT
+        else:
+            allowed = np.full(n, self.tone_without_cues)
+        pos = 0
+        while pos < n:
+            take = min(n - pos, self._block - self._fill)
+            self._parts.append(env[:, pos:pos + take])
+            self._allowed_parts.append(allowed[pos:pos + take])
+            self._fill += take
+            pos += take
+            if self._fill == self._block:
+                block = np.concatenate(self._parts, axis=1)
+                ok = bool(np.concatenate(self._allowed_parts).all())
+                self._parts, self._allowed_parts, self._fill = [], [], 0
+                self._end_block(detector, first + pos - self._block, block, ok)
+
+    def _end_block(self, detector, start, block, allowed):
+        settle = int(round(detector.settings.settle_s * self._fs))
+        medians = np.median(block, axis=1)
+        for ch, st in enumerate(self._tone):
+            if start < settle:
+                continue
+            st.medians = (st.medians + [float(medians[ch])])[-self._n_blocks:]
+            ready = len(st.medians) == self._n_blocks and detector.baseline is not None
+            level = float(np.median(st.medians)) if ready else 0.0
+            high = ready and allowed and ch not in detector.disabled and \
+                level > self.settings.tone_factor * detector.baseline.level[ch]
+            if high:
+                if st.run_start is None:
+                    earliest = st.candidates[-1][1] if st.candidates else st.last_end
+                    st.run_start, st.run_peak = max(settle, start + self._block - self._window, earliest), level
+                st.run_peak = max(st.run_peak, level)
+            elif st.run_start is not None:
+                st.candidates.append((st.run_start, start, st.run_peak))
+                st.last_end = start
+                st.run_start = None
+
+
+def _tone_events(classifier_cls, rec, baseline, sizes, disabled=(), calibrate_s=0.0):
+    from biofeedback.core.types import Chunk
+    from biofeedback.detect.threshold import ThresholdDetector
+    from biofeedback.dsp import process_array
+
+    pipeline = build_pipeline(PipelineSettings(mains="off"), rec.info, detect=False)
+    env, _, _ = process_array(pipeline, rec.data, rec.info)
+    clf = classifier_cls(ClassifierSettings(tone_min_s=1.0), tone_without_cues=True)
+    # Live: no baseline while calibrating (the first calibrate_s seconds), then one is set.
+    detector = ThresholdDetector(None if calibrate_s else baseline, classifier=clf)
+    for ch in disabled:
+        detector.disable_channel(ch, "off")
+    events, start, k = [], 0, 0
+    while start < env.shape[1]:
+        if calibrate_s and detector.baseline is None and start >= calibrate_s * rec.info.fs:
+            detector.set_baseline(baseline)
+        size = sizes[k % len(sizes)]
+        cues = rec.cues[start:start + size] if rec.cues is not None else None
+        events.extend(detector.process(Chunk(env[:, start:start + size], start, rec.info, cues=cues)).events)
+        start, k = start + size, k + 1
+    events.extend(detector.flush())
+    return sorted(((e.kind, e.channel, e.onset_s, e.offset_s, e.peak, dict(e.extra)) for e in events),
+                  key=lambda e: (e[2], e[1], e[0]))
+
+
+@pytest.mark.parametrize("cued", [True, False])
+@pytest.mark.parametrize("sizes", [(1000,), (16384,), (7, 250, 1, 333), (249,), (45000,)])
+def test_vectorised_tone_tracking_equals_the_block_by_block_walk(cued, sizes):
+    """Same elevated-tone events (times, peaks, ratios to the bit), whatever the chunking."""
+    rec = tone_recording(cued=cued)
+    two = Recording(np.vstack([rec.data, 0.5 * rec.data[:, ::-1]]),
+                    type(rec.info).default_names(2, rec.info.fs), cues=rec.cues)
+    baseline = Baseline([3.0, 1.5], [0.3, 0.2])
+    ref = _tone_events(_BlockByBlockClassifier, two, baseline, (1000,))
+    assert [e[0] for e in ref].count("elevated_tone") >= 2
+    assert _tone_events(EventClassifier, two, baseline, sizes) == ref
+    # A disabled channel has no tone in either.
+    ref_off = _tone_events(_BlockByBlockClassifier, two, baseline, (1000,), disabled=(1,))
+    assert _tone_events(EventClassifier, two, baseline, sizes, disabled=(1,)) == ref_off
+
+
+@pytest.mark.parametrize("sizes", [(25,), (1000,), (7, 250, 1, 333)])
+def test_vectorised_tone_tracking_while_calibrating_live(sizes):
+    """No baseline during the first seconds (live calibration): nothing is high, the same events after."""
+    rec = tone_recording(cued=True)
+    two = Recording(np.vstack([rec.data, 0.5 * rec.data]), type(rec.info).default_names(2, rec.info.fs),
+                    cues=rec.cues)
+    baseline = Baseline([3.0, 1.5], [0.3, 0.2])
+    ref = _tone_events(_BlockByBlockClassifier, two, baseline, sizes, calibrate_s=16.0)
+    assert [e[0] for e in ref].count("elevated_tone") >= 1
+    assert _tone_events(EventClassifier, two, baseline, sizes, calibrate_s=16.0) == ref

@@ -420,52 +420,97 @@ class EventClassifier:
 
     # -- elevated tone --------------------------------------------------------------
     def _track_tone(self, detector, chunk) -> None:
-        """Walk the chunk block by block (0.25 s blocks on absolute indices)."""
+        """Running median of 0.25 s block medians, for all blocks ending in the chunk at once.
+
+        Parameters
+        ----------
+        detector : ThresholdDetector
+            Gives the baseline, the disabled channels, the settle time and
+            the envelope delay.
+        chunk : Chunk
+            Envelope ``(n_channels, n)``; blocks lie on absolute indices, so
+            where chunks end does not matter.
+
+        Notes
+        -----
+        Block by block, one ``np.median`` per block and one per channel and
+        block made most of this classifier's time. Here the complete blocks
+        are reshaped to ``(n_channels, k, block)`` and reduced in one call,
+        and the running median of the last ``tone_window_s`` of block
+        medians is one call over a sliding-window view: the same numbers
+        (``tests/test_classify.py`` compares with the block-by-block walk).
+        Only the run bookkeeping is walked block by block, and only on the
+        channels where the level is high or a run is open.
+        """
         env = np.asarray(chunk.data, dtype=float)
         first = chunk.first_sample
-        n = env.shape[1]
+        n_ch, n = env.shape
         delay = detector.delay
         if self.cues.seen:
             allowed = self.cues.codes_between(first - delay, first - delay + n) != CONTRACT
         else:
             allowed = np.full(n, self.tone_without_cues)
-        pos = 0
-        while pos < n:
-            take = min(n - pos, self._block - self._fill)
-            self._parts.append(env[:, pos:pos + take])
-            self._allowed_parts.append(allowed[pos:pos + take])
-            self._fill += take
-            pos += take
-            if self._fill == self._block:
-                block = np.concatenate(self._parts, axis=1)
-                ok = bool(np.concatenate(self._allowed_parts).all())
-                self._parts, self._allowed_parts, self._fill = [], [], 0
-                self._end_block(detector, first + pos - self._block, block, ok)
+        size, fill = self._block, self._fill
+        if fill + n < size:
+            self._parts.append(env)
+            self._allowed_parts.append(allowed)
+            self._fill += n
+            return
+        held = np.concatenate(self._parts + [env], axis=1) if fill else env
+        held_ok = np.concatenate(self._allowed_parts + [allowed]) if fill else allowed
+        k = held.shape[1] // size
+        cut = k * size
+        rest = held[:, cut:]
+        self._parts = [rest.copy()] if rest.shape[1] else []  # a copy: a view would hold the whole chunk
+        self._allowed_parts = [held_ok[cut:].copy()] if rest.shape[1] else []
+        self._fill = rest.shape[1]
 
-    def _end_block(self, detector, start, block, allowed) -> None:
+        starts = first - fill + size * np.arange(k)  # stream index of each block's first sample
+        # Nothing is tracked in the detector's settling time.
         settle = int(round(detector.settings.settle_s * self._fs))
-        stop = start + self._block
-        medians = np.median(block, axis=1)
+        keep = starts >= settle
+        if not keep.any():
+            return
+        medians = np.median(held[:, :cut].reshape(n_ch, k, size), axis=2)[:, keep]
+        block_ok = held_ok[:cut].reshape(k, size).all(axis=1)[keep]
+        starts = starts[keep]
+        k = starts.size
+        # Every channel has seen the same blocks, so their histories have one length.
+        old = np.array([st.medians for st in self._tone], dtype=float).reshape(n_ch, -1)
+        history = np.concatenate([old, medians], axis=1)
+        h = old.shape[1]
         for ch, st in enumerate(self._tone):
-            if start < settle:
-                continue
-            st.medians = (st.medians + [float(medians[ch])])[-self._n_blocks:]
-            ready = len(st.medians) == self._n_blocks and detector.baseline is not None
-            level = float(np.median(st.medians)) if ready else 0.0
-            high = ready and allowed and ch not in detector.disabled and \
-                level > self.settings.tone_factor * detector.baseline.level[ch]
-            if high:
-                if st.run_start is None:
-                    # The running median describes the whole window: the
-                    # raised level began when the window did (but not
-                    # before the previous stretch ended).
-                    earliest = st.candidates[-1][1] if st.candidates else st.last_end
-                    st.run_start, st.run_peak = max(settle, stop - self._window, earliest), level
-                st.run_peak = max(st.run_peak, level)
-            elif st.run_start is not None:
-                st.candidates.append((st.run_start, start, st.run_peak))
-                st.last_end = start
-                st.run_start = None
+            st.medians = history[ch, -self._n_blocks:].tolist()
+        levels = np.zeros((n_ch, k))
+        high = np.zeros((n_ch, k), dtype=bool)  # without a baseline (live calibration) runs can only close
+        if detector.baseline is not None:
+            # Block m of the chunk is ready once n_blocks medians end with it.
+            ready = h + np.arange(k) + 1 >= self._n_blocks
+            if ready.any():
+                windows = np.lib.stride_tricks.sliding_window_view(history, self._n_blocks, axis=1)
+                levels[:, ready] = np.median(windows[:, -int(ready.sum()):], axis=2)
+            threshold = self.settings.tone_factor * np.asarray(detector.baseline.level, dtype=float)[:, None]
+            high = ready & block_ok & (levels > threshold)
+        for ch, st in enumerate(self._tone):
+            if ch in detector.disabled:
+                high[ch] = False
+            if st.run_start is None and not high[ch].any():
+                continue  # no run open or opening in this chunk
+            for m in range(k):
+                start = int(starts[m])
+                if high[ch, m]:
+                    level = float(levels[ch, m])
+                    if st.run_start is None:
+                        # The running median describes the whole window: the
+                        # raised level began when the window did (but not
+                        # before the previous stretch ended).
+                        earliest = st.candidates[-1][1] if st.candidates else st.last_end
+                        st.run_start, st.run_peak = max(settle, start + size - self._window, earliest), level
+                    st.run_peak = max(st.run_peak, level)
+                elif st.run_start is not None:
+                    st.candidates.append((st.run_start, start, st.run_peak))
+                    st.last_end = start
+                    st.run_start = None
 
     def _finish_tone(self, detector, final: bool) -> list[Event]:
         out = []
