@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -295,7 +296,49 @@ def test_cusum_finds_a_sustained_weak_contraction_from_where_it_began(sizes):
     assert det.reference[0] == pytest.approx(1.25)
     # The double-threshold path alone sees nothing between the thresholds.
     assert run_detector(env, sizes=sizes)[0] == []
-    assert not DetectorSettings().cusum  # off by default
+    assert DetectorSettings().cusum == "auto"
+
+
+@pytest.mark.parametrize("sizes", [(1000,), (1,), (7, 64, 3)])
+def test_a_weak_contraction_ends_on_evidence_not_at_the_first_dip(sizes):
+    """Started by the CUSUM, a burst hovering around the off threshold (1.8
+    and 1.4, alternating every 50 ms: below off half the time) is one
+    contraction; it ends where the fall CUSUM last left zero."""
+    wobble = [(1.0 + 0.1 * k, 1.05 + 0.1 * k, 1.4) for k in range(20)]
+    env = envelope(5.0, (1.0, 3.0, 1.8), *wobble)
+    events, _ = run_detector(env, settings=EXACT_CUSUM, sizes=sizes)
+    # (Ended at the first sample below off, it would be 1000-1050, and the
+    # rest of the burst, never back in the resting band, nothing.)
+    assert events == [("m0", 1000, 3000)]
+
+
+def test_cusum_auto_runs_only_where_the_rest_is_steady():
+    steady = Baseline(np.ones(3), np.full(3, 0.1), drift=np.array([0.03, 0.2, np.nan]))
+    settings = replace(EXACT_CUSUM, cusum="auto")
+    assert settings.cusum_channels(steady).tolist() == [True, False, False]
+    assert settings.cusum_channels(Baseline(np.ones(2), np.full(2, 0.1))).tolist() == [False, False]
+    assert replace(EXACT_CUSUM, cusum=True).cusum_channels(steady).tolist() == [True, True, True]
+    # Same weak contraction on three channels: found on the steady one only.
+    env = np.vstack([envelope(5.0, (1.0, 3.0, 1.8))] * 3)
+    events, _ = run_detector(env, settings=settings, baseline=steady)
+    assert events == [("m0", 1000, 3000)]
+    with pytest.raises(ParameterError, match="cusum"):
+        DetectorSettings(cusum="sometimes")
+    with pytest.raises(ParameterError, match="max_drift"):
+        DetectorSettings(max_drift=-0.1)
+
+
+def test_quiet_window_baseline_measures_how_steady_the_rest_is():
+    fs = 100.0
+    rng = np.random.default_rng(4)
+    flat = 1.0 + 0.01 * rng.standard_normal(6000)
+    # The same rest whose level wanders by +-20 % from one second to the next.
+    wander = flat * np.repeat(1.0 + 0.2 * rng.standard_normal(60), 100)
+    est = QuietWindowBaseline(fs, skip_s=0.0)
+    est.update(np.vstack([flat, wander]), 0)
+    drift = est.result().drift
+    assert drift[0] < 0.01
+    assert 0.05 < drift[1] < 0.3
 
 
 @pytest.mark.parametrize("sizes", [(1000,), (1,), (13,)])

@@ -35,10 +35,12 @@ def add_pipeline_arguments(parser) -> None:
                    help="shortest contraction in seconds")
     g.add_argument("--min-rest", type=float, default=d.min_rest_s, metavar="S",
                    help="gaps shorter than this (s) are merged into one contraction")
-    g.add_argument("--cusum", action="store_true",
-                   help="also start contractions on sustained weak activity (a CUSUM above ~1.25x rest): finds "
-                        "bursts too weak for the on threshold (0-6 dB SNR), at the price of more false alarms on "
-                        "restless rests")
+    g.add_argument("--cusum", nargs="?", choices=["auto", "on", "off"], default="auto", const="on",
+                   help="also start (and end) contractions on sustained weak activity, a CUSUM above ~1.25x rest: "
+                        "finds bursts too weak for the on threshold (0-6 dB SNR). auto (default) = on for channels "
+                        "whose rest is steady (a baseline from the quietest windows whose level wanders < 5%% from "
+                        "second to second), off elsewhere; on = always (more false alarms on restless rests); "
+                        "--cusum alone = on")
     g.add_argument("--mvc-on", type=float, default=None, metavar="PCT",
                    help="with an MVC, the on threshold is at least PCT %% of it (off: 3/4 of that)")
 
@@ -50,7 +52,7 @@ def settings_from_args(args) -> PipelineSettings:
         raise ParameterError("--mvc-on", "a percentage in (0, 100]", mvc_on)
     detector = DetectorSettings(
         k_on=args.k_on, k_off=args.k_off, min_active_s=args.min_active, min_rest_s=args.min_rest,
-        mvc_on_pct=mvc_on, cusum=bool(getattr(args, "cusum", False)),
+        mvc_on_pct=mvc_on, cusum={"on": True, "off": False}.get(getattr(args, "cusum", "auto"), "auto"),
     )
     if not args.rms_window > 0:
         raise ParameterError("--rms-window", "a positive duration in seconds", args.rms_window)

@@ -39,12 +39,21 @@ class Baseline:
     mvc : ndarray, shape (n_channels,), optional
         Envelope of a maximum voluntary contraction per channel (NaN where
         not measured), for thresholds in %MVC; None without an MVC.
+    drift : ndarray, shape (n_channels,), optional
+        How much the resting level itself wanders from one window of about
+        a second to the next: the robust spread (1.4826 * MAD) of the
+        window levels, as a fraction of ``level``. Known when the rest was
+        long enough to measure it (the quietest windows of a recording);
+        None otherwise. A rest of stationary noise gives a few percent (the
+        estimation noise of a one-second RMS); real rests, with their small
+        postural adjustments, 10-40 %.
     """
 
     level: np.ndarray
     sigma: np.ndarray
     method: str = ""
     mvc: np.ndarray | None = None
+    drift: np.ndarray | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "level", np.atleast_1d(np.asarray(self.level, dtype=float)))
@@ -56,10 +65,15 @@ class Baseline:
             if mvc.shape != self.level.shape:
                 raise ParameterError("baseline MVC", f"one value per channel ({self.level.shape[0]})", mvc.shape)
             object.__setattr__(self, "mvc", mvc)
+        if self.drift is not None:
+            drift = np.atleast_1d(np.asarray(self.drift, dtype=float))
+            if drift.shape != self.level.shape:
+                raise ParameterError("baseline drift", f"one value per channel ({self.level.shape[0]})", drift.shape)
+            object.__setattr__(self, "drift", drift)
 
     def with_mvc(self, mvc) -> "Baseline":
         """Return a copy with an MVC per channel (None removes it)."""
-        return Baseline(self.level, self.sigma, self.method, mvc)
+        return Baseline(self.level, self.sigma, self.method, mvc, self.drift)
 
     @property
     def n_channels(self) -> int:
@@ -204,6 +218,7 @@ class QuietWindowBaseline:
                     usable[ch] &= ~((w0 < b) & (w1 > a))
         level = np.empty(kept.shape[0])
         sigma = np.empty(kept.shape[0])
+        drift = np.full(kept.shape[0], np.nan)
         takes = []
         for ch in range(kept.shape[0]):
             candidates = np.flatnonzero(usable[ch])
@@ -212,6 +227,10 @@ class QuietWindowBaseline:
             n_take = min(candidates.size, max(self.min_windows, int(np.ceil(self.fraction * candidates.size))))
             order = candidates[np.argsort(medians[ch, candidates], kind="stable")[:n_take]]
             level[ch], sigma[ch] = robust_level_and_sigma(windows[ch, order].ravel())
+            if n_take >= self.min_windows and level[ch] > 0:
+                # The wander of the resting level between windows (their
+                # medians), relative to the level.
+                drift[ch] = robust_level_and_sigma(medians[ch, order])[1] / level[ch]
             takes.append((n_take, candidates.size))
         n_take, n_usable = takes[0]
         what = f"quietest {n_take} of {n_usable} windows of {self.window_s:g} s"
@@ -219,4 +238,4 @@ class QuietWindowBaseline:
             what += f" ({n_windows - n_usable} flagged windows left out)"
         elif any(t != takes[0] for t in takes):
             what = f"quietest half of the unflagged windows of {self.window_s:g} s"
-        return Baseline(level, sigma, what)
+        return Baseline(level, sigma, what, drift=drift)

@@ -35,12 +35,18 @@ contraction rises from rest; a level that stays raised is tone). Each
 sample adds ``(envelope - reference) / level``, clipped to what a sample at
 the on threshold adds (a robust CUSUM: a spike buys no more than the
 threshold path's ``min_active_s``). The onset is where the CUSUM last left
-zero (Page's change-point estimate); such a contraction ends like any
-other, and the CUSUM may also re-activate it within the rest required.
-This longer integration finds bursts the on threshold cannot (0-6 dB SNR,
-where a burst lifts the envelope to only 1.4-2.2 times the rest), but it is
-off by default: on real rests (small movements, slowly settling tails) it
-adds false alarms (see :class:`DetectorSettings`).
+zero (Page's change-point estimate). Such a contraction also *ends* on
+evidence: a CUSUM of the envelope *below* the reference, with the same
+increments and decision level, reaching that level ends it where that
+CUSUM last left zero (a two-sided CUSUM). A weak burst hovers around the
+off threshold, so ending at the first sample below it would cut it into
+pieces. The CUSUM may also re-activate a contraction within the rest
+required. This longer integration finds bursts the on threshold cannot
+(0-6 dB SNR, where a burst lifts the envelope to only 1.4-2.2 times the
+rest), but it assumes a steady rest: on real rests (small movements,
+slowly settling tails) it adds false alarms. So by default (``cusum =
+"auto"``) it runs only on channels whose baseline shows a steady rest (see
+:class:`DetectorSettings`).
 
 Thresholds are relative to the resting baseline (``k * sigma``, with
 floors and caps as multiples of the resting level, see
@@ -105,8 +111,8 @@ class DetectorSettings:
     1-1.5 s after a held contraction stays an event of its own. Measured:
     Myo 7.txt fist F1 .80 -> .86 (a split hold merged); no other row moved.
 
-    The CUSUM path (``cusum``, off by default) finds contractions too weak
-    for the on threshold. ``cusum_ratio = 1.25``: for a change of the
+    The CUSUM path (``cusum``) finds contractions too weak for the on
+    threshold. ``cusum_ratio = 1.25``: for a change of the
     signal's power by a factor r, the log-likelihood ratio per sample is
     positive where the squared envelope exceeds ``ln r / (1 - 1/r)`` times
     the resting power; for a burst 1.4 times as strong as the rest (3 dB,
@@ -118,14 +124,27 @@ class DetectorSettings:
     contraction is set by the decision level (the evidence of
     ``min_active_s`` at the on threshold), as in any CUSUM, whose allowance
     sits between the two states and whose decision level sets the
-    false-alarm rate. Why off by default: on the simulated grid it lifts
-    onset F1 at 3 dB from .07-.55 to .69-.80 and at 0 dB from 0 to
-    .21-.44 (spasm F1 .16-.65 -> .86-.95 at 3 dB), but on the real
-    recordings it also starts on the small movements and slowly settling
-    tails of real rests (Myo 1.txt/7.txt F1 .80/.86 -> .63/.63, Myo 0.txt
-    false alarms 19 -> 23, emgGO count 57 -> 62; UCI .87 -> .91): a false
-    contraction shown live is the worse error, so users turn it on for
-    weak signals (``--cusum``).
+    false-alarm rate.
+
+    Why ``cusum = "auto"``: a CUSUM accumulates small excesses over the
+    resting level, which is only evidence of a contraction when the rest
+    itself is steady. On the simulated grid (stationary rest) it lifts
+    onset F1 at 3 dB from .09-.63 to .84-.88 and at 0 dB from 0 to .31-.67
+    with no false alarm, but on real recordings, whose rests hold small
+    movements and slowly settling tails, it starts on those (Myo 1.txt/7.txt
+    F1 .80/.86 -> .63/.63, Myo 0.txt false alarms 19 -> 23, emgGO count 57
+    -> 62). What tells them apart is measured on the rest itself: the
+    baseline's ``drift``, how much the level of one-second windows of the
+    rest wanders (:class:`~biofeedback.detect.baseline.Baseline`).
+    Stationary noise gives only the estimation noise of a one-second RMS,
+    about ``1 / (2 sqrt(B * 1 s))`` for a bandwidth ``B``: 2-5 % for the
+    70-430 Hz bands used here (3-5 % measured on the simulator at every
+    rate); real rests 7-40 % (every labelled Myo, UCI and emgGO channel).
+    ``max_drift = 0.05``: the CUSUM runs on a channel only when its rest
+    wanders less than that. The drift is known only for a baseline taken
+    from the quietest windows of a recording (batch); a calibration rest of
+    a few seconds is too short to measure it, so live detection keeps the
+    double threshold alone unless ``cusum=True``.
 
     These were chosen on these principles and checked on the detection
     benchmark (``benchmarks/bench_detection.py``: simulated grid, labelled
@@ -172,9 +191,10 @@ class DetectorSettings:
         the band-pass and the moving window are still settling there (the
         filter starts from the first sample's value, which on a noisy
         signal is a small step).
-    cusum : bool
+    cusum : bool or "auto"
         Also start contractions on sustained evidence (the CUSUM path, see
-        the module docstring); False (default): the double threshold alone.
+        the module docstring): True on every channel, False never, "auto"
+        (default) on channels whose baseline drift is at most ``max_drift``.
     cusum_ratio : float
         The CUSUM reference is at least this multiple of the resting level.
     k_cusum : float
@@ -186,6 +206,10 @@ class DetectorSettings:
         ``max_rest_s``.
     max_rest_s : float
         Longest rest required to end a contraction.
+    max_drift : float
+        With ``cusum="auto"``: the largest baseline drift (relative wander of
+        the resting level between one-second windows) at which the CUSUM
+        path runs.
     """
 
     k_on: float = 8.0
@@ -201,11 +225,12 @@ class DetectorSettings:
     max_ratio_off: float | None = 2.25
     mvc_on_pct: float | None = None
     mvc_off_pct: float | None = None
-    cusum: bool = False
+    cusum: bool | str = "auto"
     cusum_ratio: float = 1.25
     rest_fraction: float = 0.5
     max_rest_s: float = 1.0
     k_cusum: float = 2.0
+    max_drift: float = 0.05
 
     def __post_init__(self):
         for name in ("k_on", "k_off", "min_ratio_on", "min_ratio_off", "k_band"):
@@ -215,6 +240,10 @@ class DetectorSettings:
             raise ParameterError("k_off", f"at most k_on = {self.k_on}", self.k_off)
         if self.min_ratio_off > self.min_ratio_on:
             raise ParameterError("min_ratio_off", f"at most min_ratio_on = {self.min_ratio_on}", self.min_ratio_off)
+        if self.cusum not in (True, False, "auto"):
+            raise ParameterError("cusum", "True, False or 'auto'", self.cusum)
+        if not self.max_drift >= 0:
+            raise ParameterError("max_drift", "a non-negative fraction", self.max_drift)
         if not self.cusum_ratio >= 1.0:
             raise ParameterError("cusum_ratio", "a ratio >= 1", self.cusum_ratio)
         if not self.k_cusum >= 0:
@@ -279,10 +308,22 @@ class DetectorSettings:
             ref = np.where(np.isfinite(baseline.mvc), off, ref)
         return ref
 
+    def cusum_channels(self, baseline: Baseline) -> np.ndarray:
+        """Per channel, whether the CUSUM path runs (``cusum`` True, or "auto" with a measured drift)."""
+        if self.cusum == "auto":
+            return self._drift(baseline) <= self.max_drift
+        return np.full(baseline.n_channels, bool(self.cusum))
+
+    @staticmethod
+    def _drift(baseline: Baseline) -> np.ndarray:
+        if baseline.drift is None:
+            return np.full(baseline.n_channels, np.nan)
+        return baseline.drift
+
 
 class _ChannelState:
     __slots__ = ("mode", "start", "onset", "below_start", "last_quiet", "peak", "peak_index", "g_up", "up_zero",
-                 "deadline", "stretch", "rested", "zero_rested")
+                 "deadline", "stretch", "rested", "zero_rested", "soft", "g_down", "down_zero")
     # last_quiet: index of the last sample seen inside the resting band
     # g_up: the rise CUSUM (integer units, see _QUANTUM); up_zero: index of
     # the last sample where it was zero.
@@ -301,6 +342,11 @@ class _ChannelState:
         self.stretch = 0  # ACTIVE: where the current stretch above the off threshold began
         self.rested = -1  # last sample inside the resting band (last_quiet is also moved by event ends)
         self.zero_rested = -1  # last sample inside the resting band up to up_zero
+        # soft: started on CUSUM evidence, so it ends on evidence too (the
+        # fall CUSUM g_down, last zero at down_zero), not at the off threshold
+        self.soft = False
+        self.g_down = 0
+        self.down_zero = -1
 
 
 #: CUSUM increments are rounded to integers of 1 / _QUANTUM level-samples, so
@@ -394,6 +440,7 @@ class ThresholdDetector(Stage):
         # The resting band never reaches above the off threshold.
         self.band_edge = np.minimum(baseline.level + self.settings.k_band * baseline.sigma, self.off_threshold)
         self.reference = self.settings.reference(baseline)
+        self._cusum_on = self.settings.cusum_channels(baseline)
         # CUSUM increments are in resting levels (sigma, or 1, for a zero level).
         self._norm = np.where(baseline.level > 0, baseline.level, np.where(baseline.sigma > 0, baseline.sigma, 1.0))
         if self._info is not None:
@@ -472,7 +519,7 @@ class ThresholdDetector(Stage):
         above_on = x > on
         above_off = x > self.off_threshold[ch]
         quiet = x <= self.band_edge[ch]
-        use_cusum = self.settings.cusum
+        use_cusum = bool(self._cusum_on[ch])
         if use_cusum:
             # Evidence of activity per sample, in resting levels, at most that
             # of a sample at the on threshold (a robust CUSUM: one spike does
@@ -480,6 +527,7 @@ class ThresholdDetector(Stage):
             cap = max(0.0, (on - self.reference[ch]) / self._norm[ch])
             ratio = np.clip((x - self.reference[ch]) / self._norm[ch], -cap, cap)
             rise = np.rint(ratio * _QUANTUM).astype(np.int64)
+            fall = -rise
             h = int(self._h_rise[ch])
         pos = 0
         while pos < n:
@@ -505,6 +553,7 @@ class ThresholdDetector(Stage):
                     # that began where the CUSUM last left zero.
                     st.mode, st.onset = ACTIVE, max(st.up_zero + 1, self._settle)
                     st.stretch = st.onset
+                    self._start_soft(st, first + alarm)
                     pos = alarm
             elif st.mode == CANDIDATE:
                 deadline = st.start + self._min_active - first  # local index
@@ -523,9 +572,29 @@ class ThresholdDetector(Stage):
                     back_limit = st.start - self._max_back
                     st.mode, st.onset = ACTIVE, max(st.last_quiet + 1, back_limit, 0)
                     st.stretch = st.onset
+                    st.soft = False
                     pos = deadline
                 else:
                     return
+            elif st.mode == ACTIVE and st.soft and use_cusum:
+                # Ends on evidence: the fall CUSUM of the envelope below the
+                # reference reaches the decision level; the contraction ended
+                # where it last left zero (Page's estimate, as for the onset).
+                g = _cusum(fall[pos:], st.g_down)
+                over = np.flatnonzero(g > h)
+                stop = pos + int(over[0]) if over.size else n
+                self._track_peak(st, x, pos, stop, first)
+                self._note_quiet(st, quiet, pos, stop, first)
+                zeros = np.flatnonzero(g[:stop - pos] == 0)
+                if zeros.size:
+                    st.down_zero = first + pos + int(zeros[-1])
+                if stop >= n:
+                    st.g_down = int(g[-1])
+                    return
+                st.mode, st.below_start = ENDING, max(st.onset + 1, st.down_zero + 1)
+                st.deadline = st.below_start + self._required_rest(st.below_start - st.stretch)
+                st.g_up, st.up_zero, st.zero_rested = 0, first + stop - 1, st.rested
+                pos = stop
             elif st.mode == ACTIVE:
                 stop = pos + _first(~above_off[pos:])
                 self._track_peak(st, x, pos, stop, first)
@@ -551,6 +620,8 @@ class ThresholdDetector(Stage):
                     # dip was a gap inside one contraction.
                     st.mode = ACTIVE
                     st.stretch = first + rise_at
+                    if st.soft:
+                        self._start_soft(st, first + rise_at)
                     pos = rise_at
                 elif st.deadline - first <= n:
                     events.append((ch, st.onset, st.below_start, st.peak))
@@ -561,6 +632,11 @@ class ThresholdDetector(Stage):
                     pos = end
                 else:
                     return
+
+    @staticmethod
+    def _start_soft(st, index: int) -> None:
+        """Mark a contraction as started on evidence, its fall CUSUM starting at ``index``."""
+        st.soft, st.g_down, st.down_zero = True, 0, index - 1
 
     def _required_rest(self, held: int) -> int:
         """Samples of rest that end a contraction held for ``held`` samples."""
