@@ -368,3 +368,16 @@ def test_other_bad_settings_are_named():
     _raises_naming("mains", PipelineSettings, mains="55")
     _raises_naming("envelope", PipelineSettings, envelope="peak")
     _raises_naming("chunk_size", lambda: list(split_into_chunks(np.zeros((1, 5)), StreamInfo.default_names(1, 10), 0)))
+
+
+def test_notch_design_cached_equals_direct_design_and_is_private():
+    # The notch coefficients are kept per (frequencies, Q, fs); they must be
+    # exactly those of designing each harmonic, and a caller writing to its
+    # copy must not change the next design.
+    for fs, mains in ((1000.0, 50.0), (2000.0, 60.0)):
+        notch = MainsNotch(mains)
+        direct = np.vstack([signal.tf2sos(*signal.iirnotch(f0, 30.0, fs=fs)) for f0 in notch.frequencies(fs)])
+        first = notch.design(fs)
+        assert np.array_equal(first, direct)
+        first[:] = 0.0  # writable, and only the caller's copy
+        assert np.array_equal(MainsNotch(mains).design(fs), direct)

@@ -33,8 +33,46 @@ FLAG_COLOUR = "#999999"
 MAX_PLOT_CHANNELS = 16
 
 
-def plot_file(name, t, env, info, events, thresholds, messages, duration=None) -> bytes:
-    """PNG of one file's envelope per channel with thresholds and events."""
+def _span_collection(spans, y0, y1, ax, **style):
+    """One artist for many vertical bands: a ``PolyCollection`` of rectangles.
+
+    Parameters
+    ----------
+    spans : ndarray, shape (n, 2)
+        Start and end of each band in seconds (x data coordinates).
+    y0, y1 : float
+        Bottom and top of every band as a fraction of the axes height (the
+        ``ymin``/``ymax`` of ``axvspan``), so the bands span the plot
+        whatever its y limits.
+    ax : matplotlib Axes
+    **style
+        Face colour, alpha... of the collection.
+
+    Returns
+    -------
+    matplotlib.collections.PolyCollection
+
+    Notes
+    -----
+    This draws what one ``axvspan`` per band drew (same rectangles, colour,
+    alpha, no edge), but as one artist: on an hour of 8 channels the
+    thousands of patches took most of the plot's time and tens of MB.
+    """
+    from matplotlib.collections import PolyCollection
+
+    x0, x1 = spans[:, 0], spans[:, 1]
+    verts = np.empty((len(spans), 4, 2))
+    verts[:, :, 0] = np.stack([x0, x0, x1, x1], axis=1)
+    verts[:, :, 1] = (y0, y1, y1, y0)
+    # x in data coordinates, y in axes coordinates, as axvspan.
+    coll = PolyCollection(verts, closed=True, transform=ax.get_xaxis_transform(), linewidths=0,
+                          edgecolors="none", **style)
+    ax.add_collection(coll, autolim=False)
+    return coll
+
+
+def _draw_figure(t, env, info, events, thresholds, messages, duration=None):
+    """The report figure of one file (see :func:`plot_file`); returns the matplotlib ``Figure``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
@@ -47,25 +85,30 @@ def plot_file(name, t, env, info, events, thresholds, messages, duration=None) -
     axes = fig.subplots(n_ch, 1, sharex=True, squeeze=False)[:, 0]
     end = float(t[-1]) if len(t) else 0.0
     kinds_seen = []
+    # Per channel, per kind ("quality flag" for all flags, drawn alike), the
+    # (onset, offset) of its events in the order they come.
+    by_channel: dict = {}
+    for e in events:
+        by_channel.setdefault(e.channel, {}).setdefault("quality flag" if e.kind in FLAGS else e.kind, []).append(
+            (e.onset_s, e.offset_s))
     for ch in range(n_ch):
         ax = axes[ch]
         cname = info.ch_names[ch]
         y = env[ch] if env.shape[1] else np.zeros(0)
         on, off = float(thresholds[0][ch]), float(thresholds[1][ch])
-        for e in events:
-            if e.channel != cname:
-                continue
-            end = max(end, e.offset_s)
-            if e.kind in FLAGS:
-                ax.axvspan(e.onset_s, max(e.offset_s, e.onset_s + 0.05), ymin=0.9, ymax=1.0, color=FLAG_COLOUR,
-                           lw=0)
-                if "quality flag" not in kinds_seen:
-                    kinds_seen.append("quality flag")
+        mine = by_channel.get(cname, {})
+        kinds_seen.extend(k for k in mine if k not in kinds_seen)  # legend: in order of first appearance
+        # The opaque flag bar last, so it reads as a bar over any shaded activation.
+        for kind in sorted(mine, key=lambda k: k == "quality flag"):
+            spans = np.asarray(mine[kind], dtype=float)
+            end = max(end, float(spans[:, 1].max()))
+            if kind == "quality flag":
+                # A grey bar along the top; at least 50 ms wide so short spans show.
+                spans[:, 1] = np.maximum(spans[:, 1], spans[:, 0] + 0.05)
+                _span_collection(spans, 0.9, 1.0, ax, facecolors=FLAG_COLOUR)
             else:
-                colour = KIND_COLOURS.get(e.kind, "#777777")
-                ax.axvspan(e.onset_s, max(e.offset_s, e.onset_s + 0.02), color=colour, alpha=0.35, lw=0)
-                if e.kind not in kinds_seen:
-                    kinds_seen.append(e.kind)
+                spans[:, 1] = np.maximum(spans[:, 1], spans[:, 0] + 0.02)
+                _span_collection(spans, 0.0, 1.0, ax, facecolors=KIND_COLOURS.get(kind, "#777777"), alpha=0.35)
         if y.size:
             ax.plot(t, y, color="black", lw=0.7)
         top = max(float(np.percentile(y, 99.5)) * 1.15 if y.size else 0.0,
@@ -95,6 +138,37 @@ def plot_file(name, t, env, info, events, thresholds, messages, duration=None) -
                        bbox_to_anchor=(1.0, 1.0), frameon=False)
     fig.subplots_adjust(left=0.13, right=0.99, top=1 - 0.45 / (0.5 + 0.85 * n_ch), bottom=0.5 / (0.5 + 0.85 * n_ch),
                         hspace=0.25)
+    return fig
+
+
+def plot_file(name, t, env, info, events, thresholds, messages, duration=None) -> bytes:
+    """PNG of one file's envelope per channel with thresholds and events.
+
+    Parameters
+    ----------
+    name : str
+        File name (not drawn; kept for callers' symmetry with the tables).
+    t : ndarray, shape (m,)
+        Times of the display envelope in seconds.
+    env : ndarray, shape (n_channels, m)
+        Display envelope in the stream's units.
+    info : StreamInfo
+    events : list of Event
+        Activations and quality spans; each channel's events of one kind are
+        drawn as one shaded collection (all quality flags as one grey bar).
+    thresholds : (ndarray, ndarray)
+        On and off thresholds per channel.
+    messages : dict of str to str
+        Channels not analysed (labelled so on their plot).
+    duration : float, optional
+        Length of the recording in seconds (the x range).
+
+    Returns
+    -------
+    bytes
+        The PNG image.
+    """
+    fig = _draw_figure(t, env, info, events, thresholds, messages, duration=duration)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
