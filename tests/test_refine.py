@@ -190,3 +190,15 @@ def test_split_holds_of_the_myo_recording_are_merged():
             assert np.count_nonzero(np.abs(np.asarray(onsets(causal, name)) - 25.0) < 0.5) == 2
         assert found.size == 6, name
         assert np.all(np.abs(found - cues) < 1.0), name
+
+
+def test_no_refine_on_the_command_line_gives_the_live_events(tmp_path):
+    from biofeedback.cli import main
+
+    def ch7_contractions(out, *extra):
+        main(["analyze", str(SAMPLE), "--fs", "200", "--channels", "!8", "--out", str(out), "--quiet",
+              "--no-report", *extra])
+        return [ln for ln in (out / "events.csv").read_text().splitlines() if ",ch7,contraction," in ln]
+
+    assert len(ch7_contractions(tmp_path / "refined")) == 6
+    assert len(ch7_contractions(tmp_path / "causal", "--no-refine")) == 8

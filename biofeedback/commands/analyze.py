@@ -117,6 +117,9 @@ def register(sub, formatter_class):
                    help="resting envelope above X times the baseline is elevated tone")
     g.add_argument("--tone-min", type=float, default=c.tone_min_s, metavar="S",
                    help="elevated tone must last this long")
+    g.add_argument("--no-refine", action="store_true",
+                   help="keep the live detector's events as they are: do not merge activations of a channel that "
+                        "had no relaxation between them (see README, batch refinement)")
     g = p.add_argument_group("signal quality")
     g.add_argument("--adc-range", default=None, metavar="LOW:HIGH",
                    help="ADC limits in the file's units; without it, a rail is where samples pile up at an extreme")
@@ -140,6 +143,8 @@ def _options(args, settings):
         "cue_map": CueMap(rest=tuple(t.strip().lower() for t in args.rest_labels.split(",") if t.strip())),
         "quality": not args.no_quality,
     }
+    if args.no_refine:
+        kwargs["refine"] = None
     if args.adc_range:
         kwargs["quality_settings"] = QualitySettings(rails=parse_value_range(args.adc_range, "--adc-range"))
     if args.profile and not args.rest:
