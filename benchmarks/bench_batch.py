@@ -24,6 +24,10 @@ at 2 kHz:
   :func:`~biofeedback.analysis.batch.analyze_stream` (default settings:
   mains auto, quality flags, classification) plus the spectrum monitor,
   on the samples already in memory, in the chunks ``analyze`` reads.
+* ``read + processing``: reading the CSV and the processing above, in line,
+  and with :func:`~biofeedback.io.prefetch.prefetch` reading ahead in a
+  thread (what ``analyze`` does for files of ``PREFETCH_MIN_CHANNELS`` or
+  more channels).
 * ``floor``: one ``scipy.signal.sosfilt`` with the same band-pass and
   50 Hz notches + moving RMS by cumsum, on the array in memory (the least
   any filter + RMS tool can do).
@@ -55,10 +59,11 @@ from _common import best_of, print_machine_info, print_table  # noqa: E402
 from bench_pipeline import floor_pass, load_biosppy, load_neurokit, make_emg  # noqa: E402
 
 from biofeedback.analysis.batch import analyze_stream  # noqa: E402
-from biofeedback.analysis.runner import CHUNK_SAMPLES, SpectrumMonitor  # noqa: E402
+from biofeedback.analysis.runner import CHUNK_SAMPLES, PREFETCH_MIN_CHANNELS, SpectrumMonitor  # noqa: E402
 from biofeedback.core.types import Recording, StreamInfo, split_into_chunks  # noqa: E402
 from biofeedback.dsp.settings import PipelineSettings  # noqa: E402
 from biofeedback.io.csv_io import iter_csv, write_recording  # noqa: E402
+from biofeedback.io.prefetch import prefetch  # noqa: E402
 
 LAYOUTS = ((1, 1000.0), (8, 2000.0))
 TARGET_NK = 50.0
@@ -128,6 +133,18 @@ def processing(x, info):
     return result
 
 
+def read_and_process(path, ahead):
+    """Read the CSV and analyse it as ``analyze`` does, with or without the read-ahead thread."""
+    settings = PipelineSettings()
+    info, chunks = iter_csv(path, chunk_samples=CHUNK_SAMPLES)
+    if ahead:
+        chunks = prefetch(chunks)
+    monitor = SpectrumMonitor(info, settings)
+    result = analyze_stream(info, monitor.observe(chunks), settings)
+    monitor.median_frequency(result.mains_hz)
+    return result
+
+
 def per_hour(seconds, minutes, n_files=1):
     return seconds / (n_files * minutes / 60.0)
 
@@ -175,6 +192,8 @@ def main(argv=None):
                 checks.append(("read", layout, minutes, mb / read_t))
                 floor_t, _ = best_of(lambda: floor_pass(x, fs), 1 if minutes >= 60 else 2)
                 proc_t, _ = best_of(lambda: processing(x, info), 1 if minutes >= 60 else 2)
+                inline_t, _ = best_of(lambda: read_and_process(path, False), 1 if minutes >= 60 else 2)
+                ahead_t, _ = best_of(lambda: read_and_process(path, True), 1 if minutes >= 60 else 2)
                 checks.append(("floor", layout, minutes, proc_t / floor_t))
                 results = {}
                 for jobs in args.jobs:
@@ -186,6 +205,11 @@ def main(argv=None):
                                  f"{per_hour(wall, minutes, 2):.1f}", f"{one:.0f}", f"{total:.0f}",
                                  "" if status == 0 else f"exit {status}"])
                     checks.append(("rss", layout, minutes, one))
+                rows.append([layout, f"{minutes:g}", "read + processing, in line", f"{per_hour(inline_t, minutes):.1f}",
+                             "", "", ""])
+                rows.append([layout, f"{minutes:g}", "read + processing, read ahead", f"{per_hour(ahead_t, minutes):.1f}",
+                             "", "", f"{inline_t / ahead_t:.2f}x the in-line speed"
+                             + ("" if n_ch >= PREFETCH_MIN_CHANNELS else " (analyze reads 1 ch in line)")])
                 rows.append([layout, f"{minutes:g}", "processing (in memory)", f"{per_hour(proc_t, minutes):.1f}",
                              "", "", f"{proc_t / floor_t:.2f}x floor"])
                 rows.append([layout, f"{minutes:g}", "floor sosfilt+RMS", f"{per_hour(floor_t, minutes):.1f}", "",

@@ -25,6 +25,23 @@ def test_spilled_store_returns_exactly_what_was_stored():
     store.close()
 
 
+def test_every_span_is_exact_and_reads_only_its_chunks(monkeypatch):
+    info = StreamInfo.default_names(2, 100.0)
+    data = np.random.default_rng(2).normal(size=(2, 700))
+    store = ChunkStore(info, memory_budget=2 * 8 * 150)
+    for start in range(0, 700, 70):
+        store.append(data[:, start:start + 70], start)
+    for start in range(0, 700, 13):
+        for stop in (start, start + 1, start + 69, start + 70, start + 141, 700):
+            np.testing.assert_array_equal(store.span(start, stop), data[:, start:min(stop, 700)])
+    reads = []
+    read = ChunkStore._read
+    monkeypatch.setattr(ChunkStore, "_read", lambda self, entry: reads.append(entry[0]) or read(self, entry))
+    np.testing.assert_array_equal(store.span(500, 575), data[:, 500:575])
+    assert reads == [490, 560]  # the two chunks it overlaps, not the file from the start
+    store.close()
+
+
 def test_analysis_is_the_same_when_the_envelope_spills_to_disk(monkeypatch):
     rec = simulate(default_session(40.0), 500.0, seed=2)
     in_memory = analyze_recording(rec)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from biofeedback.analysis.batch import analyze_recording
+from biofeedback.analysis.store import ChunkStore
 from biofeedback.core.types import Event, StreamInfo, split_into_chunks
 from biofeedback.detect.classify import ACTIVATION_KINDS
 from biofeedback.detect.refine import RefineSettings, longest_run, merge_unrelaxed
@@ -52,8 +53,11 @@ def _merge(events, env, chunk=37, **kwargs):
     info = StreamInfo.default_names(env.shape[0], FS)
     options = dict(kinds=ACTIVATION_KINDS, min_relax_s=0.5, max_gap_s=2.0, require_support=False)
     options.update(kwargs)
-    return merge_unrelaxed(events, list(split_into_chunks(env, info, chunk)), np.full(env.shape[0], 1.2),
-                           info.ch_names, FS, **options)
+    # The envelope as batch analysis keeps it: chunks in a store, most of them spilled to disk.
+    store = ChunkStore(info, memory_budget=8 * env.shape[0] * 3 * chunk)
+    for c in split_into_chunks(env, info, chunk):
+        store.append(c.data, c.first_sample)
+    return merge_unrelaxed(events, store.span, np.full(env.shape[0], 1.2), info.ch_names, FS, **options)
 
 
 def test_a_pause_without_relaxation_is_merged():

@@ -354,7 +354,7 @@ def analyze_stream(info: StreamInfo, chunks, settings: PipelineSettings | None =
                                        clf.cues, clf.settings)
 
         found, merged = merge_unrelaxed(
-            found, kept, detector.band_edge, info.ch_names, info.fs, kinds=ACTIVATION_KINDS,
+            found, kept.span, detector.band_edge, info.ch_names, info.fs, kinds=ACTIVATION_KINDS,
             min_relax_s=refine.min_relax_s if refine.min_relax_s is not None else settings.detector.min_rest_s,
             max_gap_s=refine.max_gap_s, require_support=refine.require_support, lead_max_s=refine.lead_max_s,
             delay_samples=delay,

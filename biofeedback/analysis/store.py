@@ -12,6 +12,7 @@ so the second pass sees exactly what the first pass computed.
 
 from __future__ import annotations
 
+import bisect
 import tempfile
 
 import numpy as np
@@ -46,6 +47,7 @@ class ChunkStore:
         self._memory_bytes = 0
         self._file = None
         self._index: list[tuple[int, int, int, bool]] = []  # (first_sample, n, offset, has_cues)
+        self._firsts: list[int] = []  # first sample of each spilled chunk, to find a span's chunks
         self.n_samples = 0
 
     @property
@@ -70,25 +72,39 @@ class ChunkStore:
         if cues is not None:
             self._file.write(cues.tobytes())
         self._index.append((first_sample, data.shape[1], offset, cues is not None))
+        self._firsts.append(first_sample)
 
     def __iter__(self):
         """Yield the stored chunks in order."""
         yield from self._memory
+        for entry in self._index:
+            yield self._read(entry)
+
+    def _read(self, entry) -> Chunk:
+        """One spilled chunk, read back from the temporary file."""
+        first, n, offset, has_cues = entry
         n_ch = self.info.n_channels
-        for first, n, offset, has_cues in self._index:
-            self._file.seek(offset)
-            data = np.frombuffer(self._file.read(8 * n_ch * n), dtype=np.float64).reshape(n_ch, n)
-            cues = np.frombuffer(self._file.read(8 * n), dtype=np.int64) if has_cues else None
-            yield Chunk(data, first, self.info, cues=cues)
+        self._file.seek(offset)
+        data = np.frombuffer(self._file.read(8 * n_ch * n), dtype=np.float64).reshape(n_ch, n)
+        cues = np.frombuffer(self._file.read(8 * n), dtype=np.int64) if has_cues else None
+        return Chunk(data, first, self.info, cues=cues)
 
     def span(self, start: int, stop: int) -> np.ndarray:
-        """Samples ``start:stop`` of every channel, shape (n_channels, stop - start)."""
+        """Samples ``start:stop`` of every channel, shape (n_channels, stop - start).
+
+        Only the chunks that overlap the span are read (the spilled ones are
+        found by their first sample), so many short spans of a long
+        recording cost what they hold, not a pass over the whole file.
+        """
         parts = []
-        for chunk in self:
-            if chunk.stop <= start:
-                continue
-            if chunk.first_sample >= stop:
+        overlapping = [c for c in self._memory if c.first_sample < stop and c.stop > start]
+        k = max(0, bisect.bisect_right(self._firsts, start) - 1)
+        for entry in self._index[k:]:
+            if entry[0] >= stop:
                 break
+            if entry[0] + entry[1] > start:
+                overlapping.append(self._read(entry))
+        for chunk in overlapping:
             lo = max(start, chunk.first_sample) - chunk.first_sample
             hi = min(stop, chunk.stop) - chunk.first_sample
             parts.append(chunk.data[:, lo:hi])
@@ -102,4 +118,5 @@ class ChunkStore:
             self._file.close()
             self._file = None
             self._index = []
+            self._firsts = []
         self._memory = []

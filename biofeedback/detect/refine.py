@@ -119,7 +119,7 @@ def longest_run(mask) -> int:
     return int(np.max(edges[1::2] - edges[0::2]))
 
 
-def merge_unrelaxed(events, envelope_chunks, band_edge, ch_names, fs: float, *, kinds,
+def merge_unrelaxed(events, envelope_span, band_edge, ch_names, fs: float, *, kinds,
                     min_relax_s: float, max_gap_s: float = 2.0, require_support: bool = True,
                     lead_max_s: float = 0.0, delay_samples: int = 0, relabel=None) -> tuple[list, dict]:
     """Join consecutive activations of one channel that had no relaxation between them.
@@ -129,9 +129,11 @@ def merge_unrelaxed(events, envelope_chunks, band_edge, ch_names, fs: float, *, 
     events : sequence of Event
         Detected events (any kinds, any order); those of ``kinds`` may be
         merged, the others are returned unchanged.
-    envelope_chunks : iterable of Chunk
-        The envelope, shape ``(n_channels, n)`` per chunk, in order (read
-        once, and only when a pause needs checking).
+    envelope_span : callable
+        ``envelope_span(start, stop)`` returns envelope samples ``start ..
+        stop - 1`` of every channel, shape ``(n_channels, stop - start)``
+        (e.g. :meth:`~biofeedback.analysis.store.ChunkStore.span`); called
+        once per pause that needs checking.
     band_edge : ndarray, shape (n_channels,)
         Upper edge of the resting band per channel, in the envelope's units.
     ch_names : sequence of str
@@ -176,9 +178,6 @@ def merge_unrelaxed(events, envelope_chunks, band_edge, ch_names, fs: float, *, 
             by_channel.setdefault(e.channel, []).append(e)
         else:
             others.append(e)
-    # The pauses to check: consecutive activations of a channel, at most
-    # max_gap_s apart (on one channel, activations do not overlap, so the
-    # pause after a merge is the pause after its last part).
     spans = {}
     for name, evs in by_channel.items():
         evs.sort(key=lambda e: e.onset_s)
@@ -196,24 +195,30 @@ def merge_unrelaxed(events, envelope_chunks, band_edge, ch_names, fs: float, *, 
                     return True
         return False
 
-    pauses = {}
+    # The pauses to check: between consecutive activations of a channel, at
+    # most max_gap_s long (on one channel, activations do not overlap, so the
+    # pause after a merge is the pause after its last part). ``joins`` holds
+    # the (channel, onset) of each activation the next one is joined to.
+    joins = set()
     for name, evs in by_channel.items():
+        ch = index[name]
         for a, b in zip(evs, evs[1:]):
             if b.onset_s - a.offset_s > max_gap_s:
                 continue
             lead_in = a.duration_s <= lead_max_s < b.duration_s
-            if not require_support or lead_in or supported(name, a.offset_s, b.onset_s):
-                start = int(round(a.offset_s * fs)) + delay_samples
-                stop = int(round(b.onset_s * fs)) + delay_samples
-                pauses[(name, a.onset_s)] = (index[name], start, stop)
-    relaxed = _relaxed_pauses(pauses, envelope_chunks, band_edge, need)
+            if require_support and not lead_in and not supported(name, a.offset_s, b.onset_s):
+                continue
+            start = int(round(a.offset_s * fs)) + delay_samples
+            stop = int(round(b.onset_s * fs)) + delay_samples
+            # A pause shorter than a relaxation cannot hold one.
+            if stop - start < need or longest_run(envelope_span(start, stop)[ch] <= band_edge[ch]) < need:
+                joins.add((name, a.onset_s))
     out = list(others)
     merged = {name: 0 for name in ch_names}
     for name, evs in by_channel.items():
         group = [evs[0]]
         for prev, nxt in zip(evs, evs[1:]):
-            key = (name, prev.onset_s)
-            if key in pauses and not relaxed[key]:
+            if (name, prev.onset_s) in joins:
                 group.append(nxt)
                 merged[name] += 1
             else:
@@ -237,35 +242,3 @@ def _join(group, relabel) -> Event:
         kind, extra = longest.kind, longest.extra
     extra = {**dict(extra), "parts": len(group)}
     return Event(kind, first.channel, onset, offset, peak, extra)
-
-
-def _relaxed_pauses(pauses, envelope_chunks, band_edge, need) -> dict:
-    """Per pause, whether the envelope stayed inside the resting band for ``need`` samples in a row.
-
-    ``pauses`` maps a key to ``(channel, start, stop)`` envelope indices. A
-    pause shorter than ``need`` cannot hold a relaxation. The envelope is
-    read in one pass, and only when some pause needs it.
-    """
-    result = {key: False for key in pauses}
-    todo = {key: p for key, p in pauses.items() if p[2] - p[1] >= need}
-    if not todo:
-        return result
-    pieces = {key: [] for key in todo}
-    waiting = sorted(todo.items(), key=lambda item: item[1][1])  # by start
-    next_up, reading = 0, []
-    for chunk in envelope_chunks:
-        lo_chunk, hi_chunk = chunk.first_sample, chunk.first_sample + chunk.data.shape[1]
-        while next_up < len(waiting) and waiting[next_up][1][1] < hi_chunk:
-            reading.append(waiting[next_up])
-            next_up += 1
-        for key, (ch, start, stop) in reading:
-            lo, hi = max(start, lo_chunk), min(stop, hi_chunk)
-            if lo < hi:
-                pieces[key].append(chunk.data[ch, lo - lo_chunk:hi - lo_chunk])
-        reading = [item for item in reading if item[1][2] > hi_chunk]
-        if next_up == len(waiting) and not reading:
-            break
-    for key, (ch, _, _) in todo.items():
-        env = np.concatenate(pieces[key]) if pieces[key] else np.zeros(0)
-        result[key] = longest_run(env <= band_edge[ch]) >= need
-    return result
