@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import struct
+import sys
 
 import numpy as np
 import pytest
@@ -127,6 +128,19 @@ def test_tables_and_summary_columns(tmp_path, capsys):
     assert list(events[0])[:7] == ["file", "channel", "kind", "onset_s", "offset_s", "duration_s", "peak"]
 
 
+def test_report_needs_no_matplotlib(tmp_path, capsys, monkeypatch):
+    """report.html is written on a base install: its plots are SVG text, not matplotlib figures."""
+    make_good_files(tmp_path / "data")
+    for name in [m for m in list(sys.modules) if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    status, out = run("analyze", tmp_path / "data" / "one.csv", "--out", tmp_path / "res", capsys=capsys)
+    assert status == 0, out.err
+    page = (tmp_path / "res" / "report.html").read_text(encoding="utf-8")
+    assert page.count("<svg ") == 1 and "no plot" not in page
+    assert "matplotlib" not in out.err
+
+
 def test_median_frequency_of_known_spectra():
     fs = 2000.0
     rng = np.random.default_rng(3)
@@ -214,7 +228,7 @@ def test_analyze_shared_folders_of_every_format(shared_data, tmp_path, capsys):
     emggo = [r for r in summary if r["file"].endswith("ECG Contaminated.mat")]
     assert len(emggo) == 8 and float(emggo[0]["fs_hz"]) == 2048
     html = (tmp_path / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == len({r["file"] for r in summary})
+    assert html.count("<svg ") == len({r["file"] for r in summary})
 
 
 def test_first_pass_hands_memory_back_without_touching_the_chunks(monkeypatch):

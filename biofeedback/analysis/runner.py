@@ -63,7 +63,6 @@ the detection thresholds; the detector itself uses the pipeline's envelope.
 
 from __future__ import annotations
 
-import gc
 import glob
 import math
 import os
@@ -373,7 +372,7 @@ class FileOutcome:
     messages: dict = field(default_factory=dict)
     notes: dict = field(default_factory=dict)
     calibration: object = None
-    png: bytes | None = None
+    svg: str | None = None  # the report's plot of this file
 
     @property
     def ok(self) -> bool:
@@ -449,15 +448,10 @@ def analyze_one(index: int, path: str, job: JobSpec, display: str | None = None)
 
             t, env = monitor.display_envelope(result.mains_hz)
             try:
-                out.png = plot_file(name, t, env, info, result.events, result.thresholds, result.messages,
+                out.svg = plot_file(name, t, env, info, result.events, result.thresholds, result.messages,
                                     duration=result.duration_s)
             except Exception as exc:  # a plot must never cost the analysis
                 out.notes["plot"] = f"no plot ({type(exc).__name__}: {exc})"
-            # The figure's artists refer to each other (cycles that only the
-            # garbage collector frees): collect them now and hand their memory
-            # back before the next file, instead of carrying tens of MB into it.
-            gc.collect()
-            _release_memory()
     except BiofeedbackError as exc:
         out.error = _reason(str(exc), (name, path))
     except MemoryError:

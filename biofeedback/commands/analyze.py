@@ -227,7 +227,6 @@ class _Progress:
 
 
 def run(args) -> int:
-    import importlib.util
     import json
 
     import biofeedback
@@ -254,11 +253,9 @@ def run(args) -> int:
                              f"{len(files)} files")
     out.mkdir(parents=True, exist_ok=True)
     quiet = args.quiet or args.json
-    report = not args.no_report and importlib.util.find_spec("matplotlib") is not None
+    report = not args.no_report
     job = JobSpec(settings=settings, analysis=options, reader=reader, plot=report, format=args.format)
     progress = _Progress(len(files), enabled=not quiet and sys.stderr.isatty())
-    if not args.no_report and not report and not quiet:
-        progress.say("report.html needs matplotlib: pip install 'biofeedback[report]' (the tables are written)")
     for item, why in problems:
         if not args.json:
             progress.say(f"biofeedback analyze: error: {item}: {why}", err=True)
