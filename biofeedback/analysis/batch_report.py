@@ -146,8 +146,8 @@ def plot_file(name, t, env, info, events, thresholds, messages, duration=None) -
         y0 = _HEAD + ch * (_ROW + _GAP)
         y = env[ch] if env.shape[1] else np.zeros(0)
         on, off = float(thresholds[0][ch]), float(thresholds[1][ch])
-        # The y range as the old matplotlib plot had it: the 99.5th percentile
-        # of the envelope with room above, and the on threshold in view.
+        # The y range: the 99.5th percentile of the envelope with room above
+        # (a lone spike does not flatten the trace), and the on threshold in view.
         top = max(float(np.percentile(y, 99.5)) * 1.15 if y.size else 0.0, on * 1.3 if np.isfinite(on) else 0.0)
         top = top if top > 0 else 1.0
 

@@ -340,7 +340,7 @@ class JobSpec:
     reader : ReaderOptions
     chunk_samples : int
     plot : bool
-        Render the report's PNG for each file (in the worker).
+        Write the report's SVG plot of each file (in the worker).
     format : str, optional
         Skip format detection.
     """
