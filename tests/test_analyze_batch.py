@@ -242,3 +242,61 @@ def test_first_pass_hands_memory_back_without_touching_the_chunks(monkeypatch):
     out = list(runner._trimming(iter(chunks), every_bytes=3 * 2 * 50 * 8))
     assert [c is d for c, d in zip(out, chunks)] == [True] * 10
     assert len(calls) == 4  # after chunks 3, 6 and 9, and at the end
+
+
+def test_files_of_few_channels_are_analysed_in_longer_chunks():
+    from biofeedback.analysis.runner import CHUNK_SAMPLES, CHUNK_VALUES, chunk_samples_for
+
+    assert chunk_samples_for(8) == chunk_samples_for(64) == CHUNK_SAMPLES
+    assert chunk_samples_for(1) == CHUNK_VALUES == 8 * CHUNK_SAMPLES
+    assert chunk_samples_for(2) == CHUNK_VALUES // 2
+    assert chunk_samples_for(3) * 3 <= CHUNK_VALUES
+
+
+def test_regrouped_chunks_join_data_cues_and_layers_where_samples_follow_on():
+    from biofeedback.analysis import runner
+    from biofeedback.core.types import Chunk, StreamInfo
+
+    info = StreamInfo.default_names(2, 100.0)
+
+    def chunk(start, n):
+        data = np.arange(start, start + n, dtype=float) * np.array([[1.0], [-1.0]])
+        labels = np.array([f"c{i}" for i in range(start, start + n)])
+        return Chunk(data, start, info, layers={"cues": labels.reshape(1, -1)})
+
+    # 30 + 30 + 30 | 30 + 10, then a gap (starts at 200), then 40 on its own.
+    parts = [chunk(0, 30), chunk(30, 30), chunk(60, 30), chunk(90, 30), chunk(120, 10), chunk(200, 40)]
+    out = list(runner._regroup(iter(parts), 70))
+    assert [(c.first_sample, c.n_samples) for c in out] == [(0, 90), (90, 40), (200, 40)]
+    assert out[2] is parts[5]  # already long enough on its own: passed unchanged
+    for c in out:
+        expected = np.arange(c.first_sample, c.stop, dtype=float)
+        np.testing.assert_array_equal(c.data, np.vstack([expected, -expected]))
+        assert c.layers["cues"].reshape(-1).tolist() == [f"c{i}" for i in range(c.first_sample, c.stop)]
+
+
+def test_analysis_does_not_depend_on_how_files_of_few_channels_are_chunked(tmp_path):
+    """The chunks chosen by channel count (one long chunk here) and the readers' own give the same tables.
+
+    The same events; the envelope's values (peaks, resting level,
+    thresholds) may differ in the last digits (relative 1e-11), since the
+    moving RMS sums a block of a chunk at a time.
+    """
+    from dataclasses import replace
+
+    from biofeedback.analysis.runner import JobSpec, analyze_one
+
+    path = tmp_path / "one.csv"
+    write_recording(path, Recording(data=bursts(seconds=40.0, n_ch=1), info=StreamInfo.default_names(1, 1000.0)))
+    job = JobSpec(settings=PipelineSettings(), plot=False)
+    assert job.chunk_samples is None
+    by_count = analyze_one(0, str(path), job)
+    fixed = analyze_one(0, str(path), replace(job, chunk_samples=4096))
+    assert by_count.ok and fixed.ok
+    assert by_count.event_rows
+    for got, want in [(by_count.event_rows, fixed.event_rows), (by_count.summary_rows, fixed.summary_rows)]:
+        assert len(got) == len(want)
+        for a, b in zip(got, want):
+            assert a.keys() == b.keys()
+            assert {k: a[k] == pytest.approx(b[k], rel=1e-9) if isinstance(b[k], float) else a[k] == b[k]
+                    for k in a} == dict.fromkeys(a, True)

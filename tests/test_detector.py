@@ -384,6 +384,27 @@ def test_rest_required_grows_with_the_stretch_held(sizes):
     assert len(run_detector(envelope(12.0, (1.0, 8.0, 3.0), (9.6, 10.5, 3.0)), sizes=sizes)[0]) == 2
 
 
+def test_decisions_do_not_depend_on_chunk_length_or_the_search_windows():
+    """The searches for the next decision scan growing windows (4 Ki samples,
+    then doubling): long rests and holds, chunks that cut them anywhere and
+    one chunk holding the whole signal give the same events, on both paths."""
+    from biofeedback.detect.threshold import _SEARCH
+
+    rest = 3 * _SEARCH / FS  # a rest the searches cross in several windows
+    segments, t = [], 1.0
+    for k in range(6):
+        segments.append((t, t + 0.5 + k, 3.0))  # above on
+        t += 0.5 + k + rest
+        segments.append((t, t + 1.0 + k, 1.8))  # between off and on: the CUSUM path only
+        t += 1.0 + k + rest
+    env = envelope(t + 1.0, *segments)
+    for settings in (EXACT, EXACT_CUSUM):
+        whole = run_detector(env, settings=settings, sizes=(env.size,))[0]
+        assert len(whole) == (12 if settings.cusum else 6)
+        for sizes in [(1000,), (_SEARCH - 1, _SEARCH + 1), (5 * _SEARCH + 7,), (97, 20000)]:
+            assert run_detector(env, settings=settings, sizes=sizes)[0] == whole
+
+
 def test_flush_closes_what_is_open():
     # Active at the end: closed at the end of the stream (or at stop_sample).
     env = envelope(3.0, (2.0, 3.0, 3.0))

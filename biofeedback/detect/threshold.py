@@ -367,9 +367,37 @@ def _cusum(inc, g0: int):
 
 
 def _first(mask) -> int:
-    """Index of the first True, or len(mask)."""
-    hits = np.flatnonzero(mask)
-    return int(hits[0]) if hits.size else int(mask.shape[0])
+    """Index of the first True of a boolean array, or len(mask).
+
+    ``argmax`` of a boolean array stops at the first True, so the cost is
+    the distance to it, not the length of the array.
+    """
+    if not mask.shape[0]:
+        return 0
+    i = int(np.argmax(mask))
+    return i if mask[i] else int(mask.shape[0])
+
+
+#: First window (samples) of the searches for the next decision in a chunk (see _windows).
+_SEARCH = 4096
+
+
+def _windows(pos: int, n: int):
+    """Ends of growing windows ``pos .. end`` (``_SEARCH`` samples, then doubling, the last at ``n``).
+
+    A search for the next decision from ``pos`` (the first sample above a
+    threshold, the first CUSUM alarm) looks at the first window and widens
+    it only while nothing is found. The CUSUMs and the alarm conditions are
+    causal, so what a window finds is what the whole rest of the chunk
+    would give, and doubling costs at most about twice the distance to the
+    decision, instead of the rest of the chunk for every decision: the cost
+    per chunk stays linear in its length, whatever that is.
+    """
+    width = _SEARCH
+    while pos + width < n:
+        yield pos + width
+        width *= 2
+    yield n
 
 
 class ThresholdDetector(Stage):
@@ -521,6 +549,7 @@ class ThresholdDetector(Stage):
         on = self.on_threshold[ch]
         above_on = x > on
         above_off = x > self.off_threshold[ch]
+        below_off = ~above_off
         quiet = x <= self.band_edge[ch]
         use_cusum = bool(self._cusum_on[ch])
         if use_cusum:
@@ -532,15 +561,16 @@ class ThresholdDetector(Stage):
             rise = np.rint(ratio * _QUANTUM).astype(np.int64)
             fall = -rise
             h = int(self._h_rise[ch])
+        else:
+            rise = fall = h = None
         pos = 0
         while pos < n:
             if st.mode == REST:
-                hit = pos + _first(above_on[pos:])
-                alarm = n
-                if use_cusum:
-                    g = _cusum(rise[pos:], st.g_up)
-                    alarm = pos + self._alarm(g, h, st, quiet[pos:], first + pos)
-                stop = min(hit, alarm)
+                for end in _windows(pos, n):
+                    hit, alarm, g = self._next_rise(st, above_on, rise, quiet, h, pos, end, first)
+                    stop = min(hit, alarm)
+                    if stop < end:
+                        break
                 if use_cusum:
                     self._note_zero(st, g, quiet, pos, stop, first)
                     st.g_up = int(g[stop - pos - 1]) if stop > pos else st.g_up
@@ -560,7 +590,7 @@ class ThresholdDetector(Stage):
                     pos = alarm
             elif st.mode == CANDIDATE:
                 deadline = st.start + self._min_active - first  # local index
-                drops = np.flatnonzero(~above_off[pos:min(n, deadline)])
+                drops = np.flatnonzero(below_off[pos:min(n, deadline)])
                 stop = pos + drops[0] if drops.size else min(n, deadline)
                 self._track_peak(st, x, pos, stop, first)
                 if use_cusum and stop > pos:  # the rise CUSUM goes on underneath
@@ -583,9 +613,11 @@ class ThresholdDetector(Stage):
                 # Ends on evidence: the fall CUSUM of the envelope below the
                 # reference reaches the decision level; the contraction ended
                 # where it last left zero (Page's estimate, as for the onset).
-                g = _cusum(fall[pos:], st.g_down)
-                over = np.flatnonzero(g > h)
-                stop = pos + int(over[0]) if over.size else n
+                for end in _windows(pos, n):
+                    g = _cusum(fall[pos:end], st.g_down)
+                    stop = pos + _first(g > h)
+                    if stop < end:
+                        break
                 self._track_peak(st, x, pos, stop, first)
                 self._note_quiet(st, quiet, pos, stop, first)
                 zeros = np.flatnonzero(g[:stop - pos] == 0)
@@ -599,7 +631,7 @@ class ThresholdDetector(Stage):
                 st.g_up, st.up_zero, st.zero_rested = 0, first + stop - 1, st.rested
                 pos = stop
             elif st.mode == ACTIVE:
-                stop = pos + _first(~above_off[pos:])
+                stop = pos + _first(below_off[pos:])
                 self._track_peak(st, x, pos, stop, first)
                 self._note_quiet(st, quiet, pos, stop, first)
                 if stop >= n:
@@ -610,10 +642,8 @@ class ThresholdDetector(Stage):
                 pos = stop
             else:  # ENDING
                 end = min(n, st.deadline - first)
-                rise_at = pos + _first(above_on[pos:end])
-                if use_cusum and end > pos:
-                    g = _cusum(rise[pos:end], st.g_up)
-                    rise_at = min(rise_at, pos + self._alarm(g, h, st, quiet[pos:end], first + pos))
+                hit, alarm, g = self._next_rise(st, above_on, rise, quiet, h, pos, end, first)
+                rise_at = min(hit, alarm)
                 if use_cusum and end > pos and rise_at >= end and st.deadline - first > n:
                     self._note_zero(st, g, quiet, pos, end, first)
                     st.g_up = int(g[-1])
@@ -665,6 +695,45 @@ class ThresholdDetector(Stage):
             inside = np.flatnonzero(quiet[start:start + k + 1])
             st.zero_rested = first + start + int(inside[-1]) if inside.size else st.rested
 
+    def _next_rise(self, st, above_on, rise, quiet, h, pos: int, end: int, first: int):
+        """The next start of activity among local samples ``pos .. end - 1``.
+
+        Parameters
+        ----------
+        st : _ChannelState
+        above_on, quiet : ndarray of bool
+            The chunk's samples above the on threshold, inside the resting band.
+        rise : ndarray of int or None
+            The chunk's rise CUSUM increments (None: no CUSUM path).
+        h : int or None
+            CUSUM decision level.
+        pos, end : int
+            Local range searched.
+        first : int
+            Stream index of the chunk's first sample.
+
+        Returns
+        -------
+        hit : int
+            First local index above the on threshold, else ``end``.
+        alarm : int
+            First CUSUM alarm (see :meth:`_alarm`) before ``hit``, else ``hit``.
+        g : ndarray of int or None
+            The rise CUSUM over ``pos .. hit - 1`` (from ``st.g_up``).
+
+        Notes
+        -----
+        An alarm at or after ``hit`` would change nothing (the threshold
+        path starts first), so the CUSUM is not looked at past it: inside a
+        burst it is far above its decision level, and checking the alarm
+        conditions there was most of the detector's time.
+        """
+        hit = pos + _first(above_on[pos:end])
+        if rise is None:
+            return hit, hit, None
+        g = _cusum(rise[pos:hit], st.g_up)
+        return hit, pos + self._alarm(g, h, st, quiet[pos:hit], first + pos), g
+
     def _alarm(self, g, h: int, st, quiet, offset: int) -> int:
         """First index where the rise CUSUM ``g`` (sample ``offset`` onwards) starts a contraction, else len(g).
 
@@ -675,12 +744,15 @@ class ThresholdDetector(Stage):
         resting band is a raised tone (reported as ``elevated_tone`` by the
         classifier), not one contraction after another.
         """
+        above = g > h
+        if not above.any():  # the usual answer at rest, without the bookkeeping below
+            return g.shape[0]
         index = np.arange(offset, offset + g.shape[0])
         zeros = np.maximum.accumulate(np.where(g == 0, index, st.up_zero))
         rested = np.maximum.accumulate(np.where(quiet, index, st.rested))
         local = zeros - offset
         at_zero = np.where(local >= 0, rested[np.clip(local, 0, None)], st.zero_rested)
-        ok = (g > h) & (index - zeros >= self._min_active) & (at_zero >= zeros - self._max_back)
+        ok = above & (index - zeros >= self._min_active) & (at_zero >= zeros - self._max_back)
         return _first(ok)
 
     @staticmethod
