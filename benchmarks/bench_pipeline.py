@@ -25,6 +25,9 @@ What is timed (best of N wall-clock runs with ``time.perf_counter``):
 * ``BioSPPy``: ``biosppy.signals.emg.emg(signal=x, sampling_rate=fs, show=False)``
   (1 channel only).
 
+The peer calls are the statements of :data:`PEERS`, which
+``bench_batch.py`` also runs in its end-to-end peer scripts.
+
 Third-party libraries are skipped with a printed note when not importable.
 """
 
@@ -109,21 +112,60 @@ def pipeline_streaming(x, info, baseline, chunk_s=0.02):
     return events
 
 
-def load_neurokit():
+#: The peers, one channel per call: (module, import statement, call on ``x``, a
+#: 1-D float64 array, sampled at ``fs`` Hz; default arguments otherwise). The
+#: in-memory rows and the end-to-end scripts of bench_batch both run these
+#: very statements, so the two time the same computation.
+PEERS = {
+    "NeuroKit2 emg_process": ("neurokit2", "import neurokit2 as nk", "nk.emg_process(x, sampling_rate=fs)"),
+    "BioSPPy emg": ("biosppy", "from biosppy.signals import emg", "emg.emg(signal=x, sampling_rate=fs, show=False)"),
+}
+
+#: What a user of a peer runs on a CSV file of ``write_recording``: a fresh
+#: interpreter imports the peer and pandas, reads each file with
+#: ``pandas.read_csv`` (``#`` lines are the format's comments; the header row
+#: names the columns; pandas read these files 2.7x faster than
+#: ``numpy.loadtxt``, to the same values) and runs the peer on every channel
+#: column (all but ``time_s``). Arguments: fs, then the files.
+PEER_SCRIPT = """\
+import sys
+import pandas as pd
+{imports}
+fs = float(sys.argv[1])
+for path in sys.argv[2:]:
+    table = pd.read_csv(path, comment="#")
+    for name in table.columns[1:]:
+        x = table[name].to_numpy(dtype=float)
+        {call}
+"""
+
+
+def peer_script(name: str) -> str:
+    """Source of the end-to-end script of peer ``name`` (see :data:`PEER_SCRIPT`)."""
+    _, imports, call = PEERS[name]
+    return PEER_SCRIPT.format(imports=imports, call=call)
+
+
+def load_peer(name: str):
+    """Return (run, version) for peer ``name``; ``run(x, fs)`` processes channel 1 of ``x``
+    ``(n_channels, n)``. run is None and version the reason when the peer does not import."""
+    module, imports, call = PEERS[name]
+    namespace: dict = {}
     try:
-        import neurokit2 as nk
+        exec(imports, namespace)
+        version = __import__(module).__version__
     except Exception as exc:  # ImportError, or a broken optional dependency
         return None, f"{type(exc).__name__}: {exc}"
-    return (lambda x, fs: nk.emg_process(x[0], sampling_rate=fs)), nk.__version__
+    one = eval(f"lambda x, fs: {call}", namespace)
+    return (lambda x, fs: one(x[0], fs)), version
+
+
+def load_neurokit():
+    return load_peer("NeuroKit2 emg_process")
 
 
 def load_biosppy():
-    try:
-        import biosppy
-        from biosppy.signals import emg
-    except Exception as exc:
-        return None, f"{type(exc).__name__}: {exc}"
-    return (lambda x, fs: emg.emg(signal=x[0], sampling_rate=fs, show=False)), biosppy.__version__
+    return load_peer("BioSPPy emg")
 
 
 # -- main -----------------------------------------------------------------------------------------

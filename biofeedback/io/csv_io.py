@@ -8,8 +8,9 @@ comment line, or neither (then the caller passes ``fs``).
 
 Speed and memory
 ----------------
-Files are read in byte blocks of :data:`BLOCK_BYTES` (128 KiB) cut at line
-ends, so a file larger than memory can be streamed with :func:`iter_csv`.
+Files are read in byte blocks of at most :data:`BLOCK_BYTES` (128 KiB), and
+of about 12 Ki fields when rows are narrow, cut at line ends, so a file
+larger than memory can be streamed with :func:`iter_csv`.
 Each block is parsed by a vectorised numpy parser (no per-value Python
 code) that validates the number syntax of every field and reproduces
 Python's correctly rounded ``float()`` exactly. Blocks it declines (text
@@ -74,10 +75,19 @@ __all__ = [
     "write_recording",
 ]
 
-#: Bytes read and parsed per block (the last partial line is carried to the
-#: next block). Small enough that the parser's temporary arrays stay in the
-#: CPU cache: 128 KiB parsed about twice as fast as 8 MiB when measured.
+#: Bytes read and parsed per block at most (the last partial line is carried
+#: to the next block). Small enough that the parser's temporary arrays stay in
+#: the CPU cache: 128 KiB parsed about twice as fast as 8 MiB when measured.
 BLOCK_BYTES = 128 << 10
+#: Fields per block at most: narrow rows get blocks of fewer bytes. The
+#: parser holds a few dozen arrays of 8 bytes per field; at 128 KiB or more
+#: each, glibc may serve them from fresh mmap pages (its threshold adapts to
+#: what the process allocated before), and every block then pays page
+#: faults. Measured in bench_batch's process, 1 channel + time at 1 kHz (6.5
+#: bytes a field, 1 min file): 128 KiB blocks (20 Ki fields) read at 33-46
+#: MB/s with ~4000 page faults per read, 16 Ki fields about the same, 12 Ki
+#: fields (96 KiB arrays) at 60-83 MB/s with almost none.
+_BLOCK_FIELDS = 12 << 10
 
 UNKNOWN_UNITS = "a.u."
 OWN_FORMAT_MARK = "# biofeedback recording"
@@ -642,6 +652,12 @@ _M3 = _U64(0x00000000FFFFFFFF)
 # _KEEP[L]: keep the last L bytes of a little-endian 8-byte word (the L digits
 # just before the end position).
 _KEEP = np.array([0] + [((1 << 64) - 1) ^ ((1 << (8 * (8 - n))) - 1) for n in range(1, 9)], dtype=np.uint64)
+# Dropping the decimal point from the 8-byte word that ends a mantissa, by
+# the number of digits after the point (index -1, i.e. 8: no point):
+# _FRACTION[k] keeps the k digits after the point, _BEFORE_POINT[k] the
+# bytes before it (shifted up one byte, over the point).
+_FRACTION = np.concatenate((_KEEP[:8], [~_U64(0)])).astype(np.uint64)
+_BEFORE_POINT = np.concatenate((~_KEEP[1:9], [_U64(0)])).astype(np.uint64)
 _POW10_U = np.array([10 ** k for k in range(20)], dtype=np.uint64)
 _POW10_F = 10.0 ** np.arange(23)
 _EXACT_INT = 2 ** 53
@@ -668,6 +684,37 @@ def _digits_value(words_at, end: np.ndarray, length: np.ndarray) -> np.ndarray:
         hi = _swar8(words_at[end[long_] + (_PAD - 16)], np.minimum(length[long_] - 8, 8))
         val[long_] += hi * _U64(10 ** 8)
     return val
+
+
+def _mantissa_value(words_at, ms, dot, mend, n_int, n_frac) -> np.ndarray:
+    """Integer value of the mantissa digits (the point left out), <= 19 digits.
+
+    A mantissa of at most 8 bytes, point included (``12.85``, ``-0.001``:
+    nearly every field of a recording), is decoded from the one word that
+    ends it, with the point dropped by a shift; the others from their
+    integer and fraction parts. Both give the same integer.
+    """
+    span = mend - ms
+    long_ = np.flatnonzero(span > 8)
+    if 2 * long_.size > span.size:  # mostly long numbers ("%.17g"): two parts each
+        return _split_mantissa_value(words_at, dot, mend, n_int, n_frac)
+    after_point = mend - dot - 1  # digits after the point; -1 (the table's last entry): no point
+    if long_.size:
+        after_point = np.minimum(after_point, 7)  # long ones are decoded below
+    w = words_at[mend + (_PAD - 8)]
+    w = (w & _FRACTION[after_point]) | ((w & _BEFORE_POINT[after_point]) << _U64(8))
+    m = _swar8(w, np.minimum(n_int + n_frac, 8) if long_.size else n_int + n_frac)
+    if long_.size:
+        m[long_] = _split_mantissa_value(words_at, dot[long_], mend[long_], n_int[long_], n_frac[long_])
+    return m
+
+
+def _split_mantissa_value(words_at, dot, mend, n_int, n_frac) -> np.ndarray:
+    """Mantissa value from its integer part and its fraction (<= 16 digits each)."""
+    lf = np.minimum(n_frac, 16)
+    ip = _digits_value(words_at, dot, np.minimum(n_int, 16))
+    fp = _digits_value(words_at, mend, lf)
+    return ip * _POW10_U[np.minimum(lf, 19)] + fp
 
 
 def _allowed_bytes(delim: int | None) -> bytes:
@@ -717,6 +764,8 @@ def _parse_fast(buf: bytes, delim: int | None, nf: int) -> np.ndarray | None:
         nl_pos = np.flatnonzero(is_nl)
         if not np.array_equal(np.searchsorted(rs, nl_pos), np.arange(1, n_lines + 1) * nf):
             return None
+        # Field of a byte inside a field: the fields begun up to it, less one.
+        field_bounds, field_shift = edges[:-1] == 1, -1
     else:
         sep = (b == delim) | is_nl
         seps = np.flatnonzero(sep)
@@ -726,6 +775,8 @@ def _parse_fast(buf: bytes, delim: int | None, nf: int) -> np.ndarray | None:
         starts = np.empty(n_fields, np.int64)
         starts[0] = 0
         starts[1:] = seps[:-1] + 1
+        # Field of a byte inside a field: the separators before it.
+        field_bounds, field_shift = sep, 0
         if has_blank:
             content = ~(sep | (b == 32) | (b == 13))
             edges = np.diff(content.view(np.int8), prepend=np.int8(0), append=np.int8(0))
@@ -792,7 +843,10 @@ def _parse_fast(buf: bytes, delim: int | None, nf: int) -> np.ndarray | None:
         if n_dot == n_fields and np.all((dp >= ms) & (dp < mend)):
             dot = dp
         else:
-            fd = np.searchsorted(re_, dp, side="right")
+            # Some fields have no point (whole seconds in a time column): find
+            # the field of each point by counting field boundaries, one pass
+            # over the bytes instead of a binary search per point.
+            fd = np.cumsum(field_bounds, dtype=np.intp)[dp] + field_shift
             if np.any(fd >= n_fields) or np.any(np.diff(fd) == 0):
                 return None
             if not np.all((dp >= ms[fd]) & (dp < mend[fd])):
@@ -805,13 +859,9 @@ def _parse_fast(buf: bytes, delim: int | None, nf: int) -> np.ndarray | None:
         return None
 
     slow = (n_int > 16) | (n_frac > 16) | (n_dig > 19)
-    li = np.minimum(n_int, 16)
-    lf = np.minimum(n_frac, 16)
     padded = b"0" * _PAD + buf
     words_at = np.ndarray((len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
-    ip = _digits_value(words_at, dot, li)
-    fp = _digits_value(words_at, mend, lf)
-    m = ip * _POW10_U[np.minimum(lf, 19)] + fp
+    m = _mantissa_value(words_at, ms, dot, mend, n_int, n_frac)
     e10 = exp10 - n_frac
     slow |= (m > _U64(_EXACT_INT)) | (np.abs(e10) > 22)
     mf = m.astype(np.float64)
@@ -821,7 +871,8 @@ def _parse_fast(buf: bytes, delim: int | None, nf: int) -> np.ndarray | None:
         val = np.where(e10 >= 0, mf * _POW10_F[np.clip(e10, 0, 22)], mf / _POW10_F[np.clip(-e10, 0, 22)])
     else:  # no exponent: e10 = -n_frac <= 0
         val = mf / _POW10_F[np.minimum(n_frac, 22)]
-    np.negative(val, out=val, where=neg)
+    # Times -1.0 is exact, and far faster than a masked negation.
+    val *= np.where(neg, -1.0, 1.0)
     slow_idx = np.flatnonzero(slow)
     if slow_idx.size:
         if slow_idx.size > max(64, n_fields // 16):
@@ -958,16 +1009,24 @@ def _parse_block(buf: bytes, line0: int, layout: _Layout, plan: _Plan):
     return values, cues, line_nos
 
 
+def _block_bytes(layout: _Layout) -> int:
+    """Bytes per block: :data:`BLOCK_BYTES`, or fewer to hold about
+    :data:`_BLOCK_FIELDS` fields of the sniffed row length."""
+    per_field = layout.bytes_per_row / max(layout.n_cols, 1)
+    return max(1, int(min(BLOCK_BYTES, _BLOCK_FIELDS * per_field)))
+
+
 def _raw_blocks(layout: _Layout) -> Iterator[tuple[bytes, int]]:
     """Yield (bytes of whole lines ending in LF, line number of the first)."""
     nl = layout.newline
     line_no = layout.first_data_line
     remaining = layout.data_end - layout.data_offset
+    block = _block_bytes(layout)
     carry = b""
     with open(layout.path, "rb") as fh:
         fh.seek(layout.data_offset)
         while remaining > 0:
-            piece = fh.read(min(BLOCK_BYTES, remaining))
+            piece = fh.read(min(block, remaining))
             if not piece:
                 break
             remaining -= len(piece)
@@ -1218,7 +1277,7 @@ def iter_csv(
 ) -> tuple[StreamInfo, Iterator[Chunk]]:
     """Stream a delimited text recording in chunks, without loading it whole.
 
-    The file is read in byte blocks of :data:`BLOCK_BYTES`; each block is
+    The file is read in byte blocks of at most :data:`BLOCK_BYTES`; each block is
     parsed vectorised. The head of the file (comments, header, delimiter)
     is checked before returning; with a time column, the first 10 000 rows
     are parsed too, to settle the sampling rate. A problem further in the
