@@ -381,3 +381,98 @@ def test_notch_design_cached_equals_direct_design_and_is_private():
         assert np.array_equal(first, direct)
         first[:] = 0.0  # writable, and only the caller's copy
         assert np.array_equal(MainsNotch(mains).design(fs), direct)
+
+
+def test_butterworth_designs_cached_equal_direct_designs_and_are_private():
+    # Band-pass, high-pass and linear-envelope designs are kept per (order,
+    # edges, type, fs) like the notch: the same coefficients as designing
+    # them, and writing to one caller's copy changes no later design.
+    for fs in (250.0, 1000.0, 2000.0):
+        cases = [
+            (BandPass(), signal.butter(4, [20.0, min(450.0, 0.45 * fs)], btype="bandpass", output="sos", fs=fs)),
+            (BandPass(10.0, None, 2), signal.butter(2, [10.0, min(450.0, 0.45 * fs)], btype="bandpass",
+                                                    output="sos", fs=fs)),
+            (HighPass(20.0, 2), signal.butter(2, 20.0, btype="highpass", output="sos", fs=fs)),
+            (LinearEnvelope(6.0, 2), signal.butter(2, 6.0, btype="lowpass", output="sos", fs=fs)),
+        ]
+        for stage, direct in cases:
+            first = stage.design(fs)
+            assert np.array_equal(first, direct)
+            first[:] = 0.0
+            assert np.array_equal(stage.design(fs), direct)
+
+
+@pytest.mark.parametrize("sizes", ([1000], [1, 7, 64], [29, 30, 31], [50000]))
+def test_window_sums_of_squares_equal_the_concatenated_running_sum(sizes):
+    # The shared buffer (square, then cumulative sum in place) must give the
+    # numbers of the plain formulation it replaced, chunk for chunk.
+    from biofeedback.dsp.envelope import window_sums_of_squares
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 20000)) * np.array([[3.0], [400.0]])
+    w = 30
+    tail_new = tail_old = np.zeros((2, w))
+    start, k = 0, 0
+    while start < x.shape[1]:
+        part = x[:, start:start + sizes[k % len(sizes)]]
+        sums, tail_new = window_sums_of_squares(part, tail_new)
+        ext = np.concatenate([tail_old, part ** 2], axis=1)
+        csum = np.cumsum(ext, axis=1)
+        assert np.array_equal(sums, csum[:, w:] - csum[:, :-w])
+        tail_old = ext[:, -w:]
+        assert np.array_equal(tail_new, tail_old)
+        start, k = start + part.shape[1], k + 1
+
+
+def _prominence_per_channel(freqs, psd, f0, half_width=1.0, guard=3.0, side=10.0):
+    """The per-channel line prominence detect_mains computed before the bands were shared by channels."""
+    line = (freqs >= f0 - half_width) & (freqs <= f0 + half_width)
+    neigh = ((freqs >= f0 - side) & (freqs <= f0 - guard)) | ((freqs >= f0 + guard) & (freqs <= f0 + side))
+    if not line.any() or neigh.sum() < 2:
+        return -np.inf
+    peak = psd[line].max()
+    floor = np.median(psd[neigh])
+    if floor <= 0:
+        return np.inf if peak > 0 else -np.inf
+    return 10.0 * np.log10(peak / floor)
+
+
+@pytest.mark.parametrize("fs", (500.0, 1000.0, 2000.0))
+def test_line_prominence_of_all_channels_equals_the_per_channel_values(fs):
+    from biofeedback.dsp.mains import _line_prominence_db
+
+    x = _noise_with_lines(fs, (50.0, 150.0), seed=2, n_channels=4)
+    x[2] = 0.0  # a flat channel: zero spectrum, -inf
+    freqs, psd = signal.welch(x - x.mean(axis=1, keepdims=True), fs=fs, nperseg=int(2 ** np.ceil(np.log2(2 * fs))))
+    for f0 in (50.0, 60.0, 150.0, 180.0, 0.45 * fs, 0.499 * fs):
+        got = _line_prominence_db(freqs, psd, f0)
+        assert got == [_prominence_per_channel(freqs, psd[ch], f0) for ch in range(x.shape[0])]
+
+
+@pytest.mark.parametrize("shape,axis", [((3, 40, 250), 2), ((2, 17, 125), 2), ((8, 100), 0), ((5, 100), 0),
+                                        ((7, 3), 1), ((1, 1), 1), ((2, 30, 40), 1), ((4, 500), 1)])
+def test_fast_median_equals_numpy_median(shape, axis):
+    from biofeedback.dsp.stats import median
+
+    rng = np.random.default_rng(sum(shape))
+    for a in (rng.standard_normal(shape), np.round(rng.random(shape) * 4) ** 2):  # ties too
+        got = median(a, axis=axis)
+        assert got.shape == np.median(a, axis=axis).shape
+        assert np.array_equal(got, np.median(a, axis=axis))
+    a = rng.standard_normal(shape)
+    a.flat[0] = np.nan  # NumPy's NaN result, wherever the NaN sorts
+    np.testing.assert_array_equal(median(a, axis=axis), np.median(a, axis=axis))
+    empty = np.zeros(shape[:axis] + (0,) + shape[axis + 1:])
+    with np.errstate(invalid="ignore"), pytest.warns(RuntimeWarning):
+        np.testing.assert_array_equal(median(empty, axis=axis), np.median(empty, axis=axis))
+
+
+def test_sliding_windows_equal_numpy_sliding_window_view():
+    from biofeedback.dsp.stats import sliding_windows
+
+    x = np.arange(60.0).reshape(3, 20)
+    for view in (x, x[:, 3:17], x[1], x[::2, 1:]):
+        for size in (1, 5, view.shape[-1]):
+            got = sliding_windows(view, size)
+            assert np.array_equal(got, np.lib.stride_tricks.sliding_window_view(view, size, axis=-1))
+            assert not got.flags.writeable

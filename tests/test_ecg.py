@@ -363,3 +363,96 @@ def test_batched_correlations_equal_one_at_a_time():
     for n in range(1, 10):
         values = list(rng.normal(size=n))
         assert _small_median(values) == float(np.median(values))
+
+
+# -- one probe run shared by the heartbeat decision and the quality check ---------------------------------------
+def _heartbeat_found_in_steps(raw, fs, min_beats=5):
+    """``heartbeat_found`` as it was: its own detector, fed the probe in 1 s steps."""
+    detector = BeatDetector(fs, raw.shape[0])
+    step = max(1, int(round(fs)))
+    for start in range(0, raw.shape[1], step):
+        detector.update(raw[:, start:start + step], start)
+    bpm = []
+    for beats, similar in zip(detector.beats, detector.similar):
+        runs = regular_runs(beats, fs, min_beats=min_beats, similar=similar)
+        bpm.append(float(np.median([r[2] for r in runs])) if runs else float("nan"))
+    return detector, bool(np.any(np.isfinite(bpm))), bpm
+
+
+def _probes(ecg_file):
+    yield ecg_file.data[:, :int(10 * ecg_file.info.fs)], ecg_file.info.fs
+    for scenario, fs, seed in ((spasm_scenario(70.0, 50.0), 1000.0, 3), (spasm_scenario(110.0, 30.0), 250.0, 5),
+                               (relax_with_spasms(30.0, n_spasms=2), 1000.0, 1)):
+        rec = simulate(scenario, fs, seed=seed)
+        yield rec.data[:, :int(10 * fs)], fs
+
+
+def test_probe_run_decides_the_heartbeat_as_the_stepped_run(ecg_file):
+    """One detector call over the probe finds the beats and shapes of the 1 s steps heartbeat_found took,
+    hence the same decision and rates, with and without the shared run passed in."""
+    from biofeedback.detect.ecg import heartbeat_found, probe_beats
+
+    decisions = set()
+    for raw, fs in _probes(ecg_file):
+        ref, found, bpm = _heartbeat_found_in_steps(raw, fs)
+        shared = probe_beats(raw, fs)
+        assert shared.beats == ref.beats and shared.similar == ref.similar
+        for got in (heartbeat_found(raw, fs), heartbeat_found(raw, fs, beats=shared)):
+            assert got[0] == found
+            np.testing.assert_array_equal(got[1], bpm)
+        decisions.add(found)
+    assert decisions == {True, False}
+
+
+def test_quality_primer_shared_with_the_heartbeat_decision_gives_the_same_report(ecg_file):
+    from biofeedback.detect.ecg import probe_beats
+    from biofeedback.detect.quality import QualityMonitor
+
+    rec = Recording(ecg_file.data[:, :int(20 * ecg_file.info.fs)], ecg_file.info)
+    prime = rec.data[:, :int(10 * rec.info.fs)]
+    reports = []
+    for kwargs in ({"prime": prime}, {"prime": prime, "prime_beats": probe_beats(prime, rec.info.fs)}):
+        monitor = QualityMonitor(rec.info, **kwargs)
+        for chunk in rec.chunks(4096):
+            monitor.update(chunk.data, chunk.first_sample)
+        reports.append(monitor.finish())
+    assert reports[0].spans == reports[1].spans and any(reports[0].spans["ecg"])
+    np.testing.assert_array_equal(reports[0].ecg_bpm, reports[1].ecg_bpm)
+    for flag, mask in reports[0].flags.items():
+        np.testing.assert_array_equal(reports[1].flags[flag], mask)
+
+
+@pytest.mark.parametrize("scenario, fs, seed", [(spasm_scenario(70.0, 50.0), 1000.0, 3),
+                                                (relax_with_spasms(30.0, n_spasms=2), 1000.0, 1)])
+def test_analysis_runs_the_probe_detector_once_with_the_results_of_two_runs(monkeypatch, scenario, fs, seed):
+    import biofeedback.analysis.batch as batch
+
+    rec = simulate(scenario, fs, seed=seed)
+    calls = []
+    shared_run = batch.probe_beats
+    monkeypatch.setattr(batch, "probe_beats", lambda *a, **k: calls.append(1) or shared_run(*a, **k))
+    shared = analyze_recording(rec, PipelineSettings())
+    assert len(calls) == 1
+    # Nothing shared: the heartbeat decision and the quality primer each run their own detector.
+    monkeypatch.setattr(batch, "probe_beats", lambda *a, **k: None)
+    separate = analyze_recording(rec, PipelineSettings())
+    assert shared.ecg_note == separate.ecg_note
+    assert repr(shared.events) == repr(separate.events)  # exact floats, and quality spans' NaN peaks
+    assert shared.quality.spans == separate.quality.spans
+
+
+def test_aligned_correlation_equals_the_numpy_formulation():
+    """The windows view and the add.reduce means and sums are np.mean's and np.sum's arithmetic."""
+    from biofeedback.detect.ecg import _aligned_correlation
+
+    rng = np.random.default_rng(8)
+    template = np.sin(np.linspace(0, 5, 150)) + 0.1 * rng.normal(size=150)
+    for scale in (0.0, 0.3, 3.0):
+        reach = np.concatenate([rng.normal(size=20), scale * template, rng.normal(size=25)]) + rng.normal(size=195)
+        windows = np.lib.stride_tricks.sliding_window_view(reach, template.size)
+        core = template - template.mean()
+        centred = windows - windows.mean(axis=1, keepdims=True)
+        den = np.sqrt(np.sum(centred ** 2, axis=1) * np.dot(core, core))
+        corr = np.where(den > 0, centred @ core / np.where(den > 0, den, 1.0), 0.0)
+        assert _aligned_correlation(reach, template) == (float(corr.max()), int(np.argmax(corr)))
+    assert _aligned_correlation(np.zeros(200), template) == (0.0, 0)

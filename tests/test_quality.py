@@ -210,3 +210,33 @@ def test_rails_found_from_the_running_extreme_equal_those_from_every_window(chun
     assert report.rails[0] == (-60.0, 60.0) and report.rails[1][1] == x[1].max() and report.rails[2] == (None, None)
     assert report.spans["saturation"][0] and report.spans["saturation"][1]
     assert report.spans == assess_quality(x, info, chunk_size=7919).spans
+
+
+@pytest.mark.parametrize("mains_hz", [50.0, None])
+def test_window_std_and_mains_features_equal_the_numpy_formulation(mains_hz):
+    """The deviations are computed once for the standard deviation and the mains check: the same numbers
+    as ``x.std`` and as centring again for the spectrum."""
+    from biofeedback.detect.quality import QualityMonitor
+    from biofeedback.dsp.filters import mains_harmonics
+
+    rec = simulate(contraction_cycles(2, on_s=2.0, off_s=3.0, mains_hz=50.0, mains_uv=30.0), 1000.0, seed=5)
+    monitor = QualityMonitor(rec.info, mains_hz=mains_hz)
+    w = monitor.window
+    x = rec.data[:, :(rec.n_samples // w) * w]
+    monitor._add_windows(x, x, x)
+    windows = x.reshape(x.shape[0], -1, w)
+    feats = monitor._features[0]
+    np.testing.assert_array_equal(feats["std"], windows.std(axis=2))
+    centred = windows - windows.mean(axis=2, keepdims=True)
+    power = np.abs(np.fft.rfft(centred * np.hanning(w), axis=2)) ** 2
+    freqs = np.fft.rfftfreq(w, 1.0 / rec.info.fs)
+    band = (freqs >= 20.0) & (freqs <= 450.0)
+    ratios = []
+    for family in ([mains_hz] if mains_hz else [50.0, 60.0]):
+        near = np.zeros(freqs.shape, dtype=bool)
+        for f0 in mains_harmonics(family, rec.info.fs, 0.9):
+            if 20.0 <= f0 <= 450.0:
+                near |= np.abs(freqs - f0) <= 1.0 + rec.info.fs / w / 2
+        ratios.append(power[:, :, near & band].sum(axis=2) / np.maximum(power[:, :, band & ~near].sum(axis=2), 1e-300))
+    np.testing.assert_array_equal(feats["mains"], np.max(ratios, axis=0))
+    assert feats["mains"].max() > 1.0

@@ -40,7 +40,7 @@ from biofeedback.detect.calibration import MIN_REST_S, Calibration, calibrate, m
 from biofeedback.detect.classify import (
     ACTIVATION_KINDS, KINDS, ClassifierSettings, CueMap, EventClassifier, chunk_cues, classify_activation,
 )
-from biofeedback.detect.ecg import ECGSuppressor
+from biofeedback.detect.ecg import ECGSuppressor, probe_beats
 from biofeedback.detect.quality import FLAGS, QualityMonitor, QualitySettings, overlaps
 from biofeedback.detect.refine import RefineSettings, merge_unrelaxed
 from biofeedback.detect.threshold import ThresholdDetector
@@ -267,14 +267,21 @@ def analyze_stream(info: StreamInfo, chunks, settings: PipelineSettings | None =
         mains_hz = float(settings.mains)
 
     requested = settings
-    settings = resolve_ecg(settings, probe_raw, info.fs)
+    quality_settings = quality_settings or QualitySettings()
+    # The heartbeat decision and the quality check's primer run the same
+    # beat detector over the same probe: run it once when their settings agree.
+    shared_beats = None
+    if quality and probe_raw is not None and quality_settings.ecg == settings.ecg_settings:
+        shared_beats = probe_beats(probe_raw, info.fs, quality_settings.ecg)
+    settings = resolve_ecg(settings, probe_raw, info.fs, beats=shared_beats)
     ecg_note = "heartbeat suppression: " + ("on" if settings.ecg_enabled() else "off")
     if requested.ecg == "auto" and settings.ecg_enabled() and not requested.ecg_enabled():
         ecg_note += " (a regular heart rhythm was found in the first seconds)"
     pipeline = build_pipeline(settings, info, mains_hz=mains_hz, detect=False, ecg_prime=probe_raw)
     delay = settings.delay_samples(info.fs)
     quiet = QuietWindowBaseline(info.fs, skip_s=settings.detector.settle_s)
-    monitor = QualityMonitor(info, quality_settings, mains_hz=mains_hz, prime=probe_raw) if quality else None
+    monitor = QualityMonitor(info, quality_settings, mains_hz=mains_hz, prime=probe_raw,
+                             prime_beats=shared_beats) if quality else None
     kept = ChunkStore(info)  # envelope between the passes, spilled to disk past a budget
     n_samples = 0
     has_cues = False

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from biofeedback.dsp.stats import median
 from biofeedback.errors import ParameterError, check_sampling_rate
 
 MAD_TO_SIGMA = 1.4826  # 1 / Phi^-1(3/4): MAD of a Gaussian times this = its std
@@ -205,7 +206,7 @@ class QuietWindowBaseline:
         if n_windows < 1:
             return baseline_from_rest(kept, "whole recording (shorter than one window)")
         windows = kept[:, : n_windows * per_window].reshape(kept.shape[0], n_windows, per_window)
-        medians = np.median(windows, axis=2)  # (n_ch, n_windows)
+        medians = median(windows, axis=2)  # (n_ch, n_windows); np.median to the bit, from one sort
         usable = np.ones(medians.shape, dtype=bool)
         if exclude is not None:
             # Window k holds kept samples k*per_window ... of absolute index

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from biofeedback.core.types import Event
+from biofeedback.dsp.stats import median
 from biofeedback.errors import ParameterError
 
 REST, CONTRACT, UNKNOWN = 0, 1, -1
@@ -437,8 +438,10 @@ class EventClassifier:
         block made most of this classifier's time. Here the complete blocks
         are reshaped to ``(n_channels, k, block)`` and reduced in one call,
         and the running median of the last ``tone_window_s`` of block
-        medians is one call over a sliding-window view: the same numbers
-        (``tests/test_classify.py`` compares with the block-by-block walk).
+        medians is one call over a sliding-window view, both with
+        :func:`~biofeedback.dsp.stats.median` (``np.median`` to the bit from
+        one sort): the same numbers (``tests/test_classify.py`` compares with
+        the block-by-block walk).
         Only the run bookkeeping is walked block by block, and only on the
         channels where the level is high or a run is open.
         """
@@ -471,7 +474,7 @@ class EventClassifier:
         keep = starts >= settle
         if not keep.any():
             return
-        medians = np.median(held[:, :cut].reshape(n_ch, k, size), axis=2)[:, keep]
+        medians = median(held[:, :cut].reshape(n_ch, k, size), axis=2)[:, keep]
         block_ok = held_ok[:cut].reshape(k, size).all(axis=1)[keep]
         starts = starts[keep]
         k = starts.size
@@ -488,7 +491,7 @@ class EventClassifier:
             ready = h + np.arange(k) + 1 >= self._n_blocks
             if ready.any():
                 windows = np.lib.stride_tricks.sliding_window_view(history, self._n_blocks, axis=1)
-                levels[:, ready] = np.median(windows[:, -int(ready.sum()):], axis=2)
+                levels[:, ready] = median(windows[:, -int(ready.sum()):], axis=2)
             threshold = self.settings.tone_factor * np.asarray(detector.baseline.level, dtype=float)[:, None]
             high = ready & block_ok & (levels > threshold)
         for ch, st in enumerate(self._tone):

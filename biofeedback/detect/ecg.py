@@ -42,7 +42,6 @@ alone.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,7 +49,9 @@ from scipy import signal
 
 from biofeedback.core.types import Chunk, StreamInfo
 from biofeedback.dsp.base import Stage
-from biofeedback.dsp.filters import FilterCascade
+from biofeedback.dsp.envelope import window_sums_of_squares
+from biofeedback.dsp.filters import FilterCascade, butter_sos
+from biofeedback.dsp.stats import median, sliding_windows
 from biofeedback.errors import ParameterError
 
 OUT, IN, SKIP = 0, 1, 2
@@ -156,23 +157,6 @@ def _band_sos(settings: ECGSettings, fs: float) -> np.ndarray:
     return butter_sos(2, (low, high), "bandpass", fs)
 
 
-def butter_sos(order: int, edges, btype: str, fs: float) -> np.ndarray:
-    """Butterworth second-order sections (shape (n_sections, 6)) for edges in Hz at ``fs`` Hz.
-
-    A batch analysis designs the same few filters for every detector it
-    makes (the heartbeat probe, the quality check's primer and monitor),
-    each design a millisecond or two of scipy; designs are kept per
-    (order, edges, type, fs) and each caller gets its own copy (scipy's
-    ``sosfilt`` wants a writable array).
-    """
-    return _butter_sos(int(order), edges if np.isscalar(edges) else tuple(edges), str(btype), float(fs)).copy()
-
-
-@functools.lru_cache(maxsize=64)
-def _butter_sos(order, edges, btype, fs):
-    return signal.butter(order, edges if np.isscalar(edges) else list(edges), btype=btype, output="sos", fs=fs)
-
-
 class _BeatState:
     __slots__ = ("mode", "run_start", "best", "best_val", "last_beat", "peaks", "learn_max", "level")
 
@@ -254,13 +238,9 @@ class BeatDetector:
             base = signal.sosfilt_zi(self.sos)
             self._zi = base[:, None, :] * raw[:, 0][None, :, None]
         band, self._zi = signal.sosfilt(self.sos, raw, axis=-1, zi=self._zi)
-        sq = band ** 2
-        ext = np.concatenate([self._tail, sq], axis=1)
-        csum = np.cumsum(ext, axis=1)
-        w = self.smooth
-        energy = (csum[:, w:] - csum[:, :-w]) / w
+        energy, self._tail = window_sums_of_squares(band, self._tail)
+        energy /= self.smooth
         np.maximum(energy, 0.0, out=energy)
-        self._tail = ext[:, -w:]
         return band, energy
 
     def _update_noise(self, energy, first_sample: int):
@@ -286,18 +266,25 @@ class BeatDetector:
         ``np.percentile`` per completed block; here all blocks that end in the
         chunk are reduced in one call each (a block median is the same
         arithmetic whichever axis it runs over, so the values are identical
-        to the per-block ones, which ``tests/test_ecg.py`` checks).
+        to the per-block ones, which ``tests/test_ecg.py`` checks), with
+        :func:`~biofeedback.dsp.stats.median` (``np.median`` to the bit).
         """
         n_ch, n = energy.shape
         block = self.block
         fill = self._block_fill
-        # Blocks completed in this chunk (with the part left from the last one).
-        held = np.concatenate(self._block_parts + [energy], axis=1) if fill else energy
-        k = held.shape[1] // block
+        # Blocks completed in this chunk: the first one joins the part left
+        # from the last chunk (reduced on its own, so that the chunk is not
+        # copied behind that part), the others lie in the chunk.
+        head = block - fill if fill else 0  # samples of the chunk that complete the held part
+        k = (fill + n) // block
         levels = [self.noise]  # floor after 0, 1, ..., k completions
         ends = np.empty(0, dtype=np.int64)  # chunk-local index one past each completed block
         if k:
-            medians = np.median(held[:, :k * block].reshape(n_ch, k, block), axis=2)
+            inner = k - 1 if fill else k  # blocks wholly inside the chunk
+            medians = median(energy[:, head:head + inner * block].reshape(n_ch, inner, block), axis=2)
+            if fill:
+                first_block = np.concatenate(self._block_parts + [energy[:, :head]], axis=1)
+                medians = np.concatenate([median(first_block, axis=1)[:, None], medians], axis=1)
             ends = (block - fill) + block * np.arange(k)
             history = np.concatenate([np.array(self._block_medians).reshape(-1, n_ch).T, medians], axis=1)
             h = history.shape[1] - k  # medians held before this chunk (at most 8)
@@ -311,12 +298,12 @@ class BeatDetector:
                 levels.extend(_lower_quartile_of_8(windows).T)
             self.noise = levels[-1]
             self._block_medians = list(history[:, -8:].T.copy())
-            rest = held[:, k * block:].copy()  # not a view: it would hold the whole chunk
+            rest = energy[:, head + inner * block:].copy()  # not a view: it would hold the whole chunk
             self._block_parts = [rest] if rest.shape[1] else []
             self._block_fill = rest.shape[1]
         else:
             self._block_parts = self._block_parts + [energy]
-            self._block_fill = held.shape[1]
+            self._block_fill = fill + n
         # The floor used for a sample is the one in force when its piece of
         # block (chunk split at absolute block boundaries) was walked: that
         # of the blocks completed before the piece's start.
@@ -416,7 +403,7 @@ class BeatDetector:
             segs = np.stack([ext[lo:lo + size] for lo in los[i:j] if lo >= 0])
             template = self._templates[ch]
             if template is None:
-                template = self._templates[ch] = np.median(np.array(shapes), axis=0)
+                template = self._templates[ch] = median(np.array(shapes), axis=0)
             scores = iter(_best_correlations(segs, template, shift))
             changed = False
             for t in range(i, j):
@@ -629,12 +616,54 @@ def regular_runs(beats, fs: float, min_beats: int = 5, bpm=(40.0, 200.0), tolera
     return runs
 
 
-def heartbeat_found(raw, fs: float, settings: ECGSettings | None = None, min_beats: int = 5):
+def probe_beats(raw, fs: float, settings: ECGSettings | None = None) -> BeatDetector:
+    """:class:`BeatDetector` run over the first seconds of a recording, in one call from sample 0.
+
+    Batch analysis needs this run twice: :func:`heartbeat_found` decides
+    from its beats whether heartbeat suppression is needed, and the quality
+    check's monitor starts from the thresholds it learned
+    (:meth:`BeatDetector.adopt`). Doing it once saves a pass of the
+    detector per file.
+
+    Parameters
+    ----------
+    raw : ndarray, shape (n_channels, n)
+        Raw samples, typically the 10 s probe.
+    fs : float
+        Sampling rate in Hz.
+    settings : ECGSettings, optional
+
+    Returns
+    -------
+    BeatDetector
+    """
+    raw = np.atleast_2d(np.asarray(raw, dtype=float))
+    detector = BeatDetector(fs, raw.shape[0], settings)
+    detector.update(raw, 0)
+    return detector
+
+
+def heartbeat_found(raw, fs: float, settings: ECGSettings | None = None, min_beats: int = 5, *,
+                    beats: BeatDetector | None = None):
     """Whether the first seconds of a recording show a regular heart rhythm.
 
     Runs :class:`BeatDetector` over ``raw`` (shape (n_channels, n), a few
     seconds: 10 s holds 6-30 beats) and looks for a run of ``min_beats``
     similar beats at 40-200 bpm on any channel (:func:`regular_runs`).
+
+    Parameters
+    ----------
+    raw : ndarray, shape (n_channels, n)
+    fs : float
+    settings : ECGSettings, optional
+    min_beats : int
+    beats : BeatDetector, optional
+        The result of :func:`probe_beats` over ``raw`` with ``settings``,
+        when the caller has it already; ``raw`` is then not read again. The
+        decision rests on the beats and their shape flags only, which do not
+        depend on how the samples were chunked (the detector decides on
+        sample indices), so one call over the probe decides as the 1 s steps
+        this used to take.
 
     Returns
     -------
@@ -642,14 +671,10 @@ def heartbeat_found(raw, fs: float, settings: ECGSettings | None = None, min_bea
     bpm : list of float
         Heart rate per channel (NaN where none was found).
     """
-    raw = np.atleast_2d(np.asarray(raw, dtype=float))
-    detector = BeatDetector(fs, raw.shape[0], settings)
-    step = max(1, int(round(fs)))
-    for start in range(0, raw.shape[1], step):
-        detector.update(raw[:, start:start + step], start)
+    detector = beats if beats is not None else probe_beats(raw, fs, settings)
     bpm = []
-    for beats, similar in zip(detector.beats, detector.similar):
-        runs = regular_runs(beats, fs, min_beats=min_beats, similar=similar)
+    for beat_list, similar in zip(detector.beats, detector.similar):
+        runs = regular_runs(beat_list, fs, min_beats=min_beats, similar=similar)
         bpm.append(float(np.median([r[2] for r in runs])) if runs else float("nan"))
     return bool(np.any(np.isfinite(bpm))), bpm
 
@@ -778,8 +803,8 @@ class ECGSuppressor(Stage):
             return
         templates = self._segments[ch]
         if len(templates) >= self.settings.min_beats:
-            t_emg = np.median(np.array(templates), axis=0)
-            t_band = np.median(np.array(self._band_segments[ch]), axis=0)
+            t_emg = median(np.array(templates), axis=0)
+            t_band = median(np.array(self._band_segments[ch]), axis=0)
             reach = self._band[ch, lo - self.shift:hi + self.shift]
             similarity, lag = _aligned_correlation(reach, t_band)
             lag -= self.shift
@@ -869,11 +894,17 @@ def _best_correlations(segs, template, shift: int) -> np.ndarray:
     if shift <= 0 or m <= 2 * shift + 1:
         return np.array([_correlation(seg, template) for seg in segs])
     core = template[shift:m - shift]
-    windows = np.lib.stride_tricks.sliding_window_view(segs, core.size, axis=1)  # (n, 2 * shift + 1, m')
+    size = core.size
+    windows = sliding_windows(segs, size)  # (n, 2 * shift + 1, m')
     core = core - core.mean()
-    centred = windows - windows.mean(axis=2, keepdims=True)
-    den = np.sqrt(np.sum(centred ** 2, axis=2) * np.dot(core, core))
-    corr = np.where(den > 0, centred @ core / np.where(den > 0, den, 1.0), 0.0)
+    # Called once or twice per heartbeat with a handful of segments, this is
+    # mostly per-call overhead: the window means and sums of squares go
+    # straight to ``np.add.reduce``, the operations ``mean`` and ``sum`` run
+    # (a mean is the sum divided by the count), without their wrappers.
+    centred = windows - np.add.reduce(windows, axis=2, keepdims=True) / size
+    den = np.sqrt(np.add.reduce(centred * centred, axis=2) * np.dot(core, core))
+    positive = den > 0
+    corr = np.where(positive, centred @ core / np.where(positive, den, 1.0), 0.0)
     return corr.max(axis=1)
 
 
@@ -882,11 +913,13 @@ def _aligned_correlation(reach, template) -> tuple[float, int]:
     m = len(template)
     if len(reach) < m:
         return 0.0, 0
-    windows = np.lib.stride_tricks.sliding_window_view(reach, m)
+    windows = sliding_windows(reach, m)
     core = template - template.mean()
-    centred = windows - windows.mean(axis=1, keepdims=True)
-    den = np.sqrt(np.sum(centred ** 2, axis=1) * np.dot(core, core))
-    corr = np.where(den > 0, centred @ core / np.where(den > 0, den, 1.0), 0.0)
+    # As in _best_correlations: np.mean and np.sum's arithmetic without their overhead.
+    centred = windows - np.add.reduce(windows, axis=1, keepdims=True) / m
+    den = np.sqrt(np.add.reduce(centred * centred, axis=1) * np.dot(core, core))
+    positive = den > 0
+    corr = np.where(positive, centred @ core / np.where(positive, den, 1.0), 0.0)
     k = int(np.argmax(corr))
     return float(corr[k]), k
 

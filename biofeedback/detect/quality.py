@@ -58,8 +58,8 @@ import numpy as np
 from scipy import signal
 
 from biofeedback.core.types import Event, StreamInfo
-from biofeedback.detect.ecg import BeatDetector, ECGSettings, butter_sos, regular_runs
-from biofeedback.dsp.filters import mains_harmonics
+from biofeedback.detect.ecg import BeatDetector, ECGSettings, probe_beats, regular_runs
+from biofeedback.dsp.filters import butter_sos, mains_harmonics
 from biofeedback.errors import ParameterError
 
 #: Kinds of quality events.
@@ -205,9 +205,15 @@ class QualityMonitor:
     prime : ndarray, shape (n_channels, n), optional
         First seconds of raw signal to learn the heartbeat detector's
         threshold from (batch), so beats are found from the start.
+    prime_beats : BeatDetector, optional
+        The detector already run over ``prime`` with ``settings.ecg``
+        (:func:`~biofeedback.detect.ecg.probe_beats`), to learn from instead
+        of running it again: batch analysis shares it with the heartbeat
+        decision.
     """
 
-    def __init__(self, info: StreamInfo, settings: QualitySettings | None = None, mains_hz=None, prime=None):
+    def __init__(self, info: StreamInfo, settings: QualitySettings | None = None, mains_hz=None, prime=None,
+                 prime_beats: BeatDetector | None = None):
         self.info = info
         self.settings = s = settings or QualitySettings()
         fs = info.fs
@@ -230,7 +236,8 @@ class QualityMonitor:
                 if self._emg_low <= f0 <= top:
                     near |= np.abs(freqs - f0) <= 1.0 + fs / self.window / 2
             if near.any():
-                self._lines.append(near)
+                # Bins of the lines and of the rest of the EMG band, per family.
+                self._lines.append((near & self._band, self._band & ~near))
         self._taper = np.hanning(self.window)
         self._pending = np.zeros((n, 0))
         self._pending_hf = np.zeros((n, 0))
@@ -242,11 +249,11 @@ class QualityMonitor:
         self.n_samples = 0
         self._rail_counts = []
         self.beats = BeatDetector(fs, n, s.ecg)
-        if prime is not None:
-            primer = BeatDetector(fs, n, s.ecg)
-            primer.update(np.asarray(prime, dtype=float), 0)
-            if primer.learned:
-                self.beats.adopt(primer)
+        primer = prime_beats
+        if primer is None and prime is not None:
+            primer = probe_beats(prime, fs, s.ecg)
+        if primer is not None and primer.learned:
+            self.beats.adopt(primer)
 
     def _filter(self, name, sos, x):
         zi = self._zi.get(name)
@@ -263,10 +270,15 @@ class QualityMonitor:
         self.beats.update(raw, first_sample)
         hf = self._filter("hf", self._hf_sos, raw)
         lf = self._filter("lf", self._lf_sos, raw)
-        self._pending = np.concatenate([self._pending, raw], axis=1)
-        self._pending_hf = np.concatenate([self._pending_hf, hf], axis=1)
-        self._pending_lf = np.concatenate([self._pending_lf, lf], axis=1)
         self.n_samples = first_sample + raw.shape[1]
+        held = self._pending.shape[1]
+        if held:
+            self._pending = np.concatenate([self._pending, raw], axis=1)
+            self._pending_hf = np.concatenate([self._pending_hf, hf], axis=1)
+            self._pending_lf = np.concatenate([self._pending_lf, lf], axis=1)
+        else:
+            # Nothing held (the first chunk, a file read in one chunk): no copy.
+            self._pending, self._pending_hf, self._pending_lf = raw, hf, lf
         k = self._pending.shape[1] // self.window
         if k:
             cut = k * self.window
@@ -274,14 +286,20 @@ class QualityMonitor:
             self._pending = self._pending[:, cut:]
             self._pending_hf = self._pending_hf[:, cut:]
             self._pending_lf = self._pending_lf[:, cut:]
+        if not held:
+            self._pending = self._pending.copy()  # the caller's samples: a reader may reuse its buffer
 
     def _add_windows(self, raw, hf, lf) -> None:
         n_ch = raw.shape[0]
         w = self.window if raw.shape[1] >= self.window else raw.shape[1]
         k = raw.shape[1] // w
         x = raw[:, :k * w].reshape(n_ch, k, w)
+        # np.std's own steps (window mean, deviations, their mean square, its
+        # root: the same numbers as x.std(axis=2)), spelled out so that the
+        # mains check below reuses the deviations instead of computing them again.
+        centred = x - np.add.reduce(x, axis=2, keepdims=True) / w
         feats = {
-            "std": x.std(axis=2),
+            "std": np.sqrt(np.add.reduce(centred * centred, axis=2) / w),
             "hf": np.sqrt(np.mean(hf[:, :k * w].reshape(n_ch, k, w) ** 2, axis=2)),
             "lf": np.sqrt(np.mean(lf[:, :k * w].reshape(n_ch, k, w) ** 2, axis=2)),
             "len": np.full(k, w),
@@ -317,12 +335,11 @@ class QualityMonitor:
                 feats["v2" + side], feats["c2" + side] = v2, c2
         # Mains: line power against the rest of the EMG band.
         if self._lines and w == self.window:
-            centred = x - x.mean(axis=2, keepdims=True)
             power = np.abs(np.fft.rfft(centred * self._taper, axis=2)) ** 2
             ratios = []
-            for near in self._lines:
-                line = power[:, :, near & self._band].sum(axis=2)
-                rest = power[:, :, self._band & ~near].sum(axis=2)
+            for line_bins, rest_bins in self._lines:
+                line = power[:, :, line_bins].sum(axis=2)
+                rest = power[:, :, rest_bins].sum(axis=2)
                 ratios.append(line / np.maximum(rest, 1e-300))
             feats["mains"] = np.max(ratios, axis=0)
         else:

@@ -9,11 +9,10 @@ back-track onsets.
 from __future__ import annotations
 
 import numpy as np
-from scipy import signal
 
 from biofeedback.core.types import Chunk, StreamInfo
 from biofeedback.dsp.base import Stage
-from biofeedback.dsp.filters import SOSFilter
+from biofeedback.dsp.filters import SOSFilter, butter_sos
 from biofeedback.errors import ParameterError
 
 # Window sums are computed from a cumulative sum restarted every block of
@@ -21,6 +20,44 @@ from biofeedback.errors import ParameterError
 # lose precision by cancellation (a small window sum taken as the difference
 # of two huge totals); restarting bounds the totals to one block.
 _BLOCK = 1 << 16
+
+
+def window_sums_of_squares(x, tail):
+    """Sums of squares over a trailing window at every sample, from one running sum.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n_channels, n)
+        New samples.
+    tail : ndarray, shape (n_channels, w)
+        The ``w`` squared samples before ``x`` (zeros at the start of a
+        stream); ``w`` is the window length.
+
+    Returns
+    -------
+    sums : ndarray, shape (n_channels, n)
+        ``sum(x[k - w + 1 .. k] ** 2)`` for every sample ``k`` of ``x``, as
+        the difference of a cumulative sum that starts at ``tail`` (so it
+        can come out a rounding error below zero: callers clip).
+    tail : ndarray, shape (n_channels, w)
+        The last ``w`` squared samples, for the next call.
+
+    Notes
+    -----
+    The squares, the cumulative sum and the new tail share one buffer
+    (squared into, then summed in place): with a fresh array for each step,
+    allocating and first touching those megabyte temporaries cost more
+    than the arithmetic. The values are those of ``np.cumsum`` over
+    ``np.concatenate([tail, x ** 2], axis=1)``.
+    """
+    w = tail.shape[1]
+    n_ch, n = x.shape
+    ext = np.empty((n_ch, w + n))
+    ext[:, :w] = tail
+    np.square(x, out=ext[:, w:])
+    new_tail = ext[:, n:].copy()
+    np.cumsum(ext, axis=1, out=ext)
+    return np.subtract(ext[:, w:], ext[:, :n]), new_tail
 
 
 class RMSEnvelope(Stage):
@@ -56,14 +93,11 @@ class RMSEnvelope(Stage):
         out = np.empty_like(x)
         w = self.window
         for start in range(0, n, _BLOCK):
-            sq = x[:, start:start + _BLOCK] ** 2
-            ext = np.concatenate([self._tail, sq], axis=1)  # (n_ch, W + m)
-            csum = np.cumsum(ext, axis=1)
-            # Sum over ext[k+1 .. k+W] for the m new samples.
-            sums = csum[:, w:] - csum[:, :-w]
+            stop = min(n, start + _BLOCK)
+            sums, self._tail = window_sums_of_squares(x[:, start:stop], self._tail)
             np.maximum(sums, 0.0, out=sums)  # rounding can leave -1e-17
-            out[:, start:start + sq.shape[1]] = np.sqrt(sums / w)
-            self._tail = ext[:, -w:]
+            sums /= w
+            np.sqrt(sums, out=out[:, start:stop])
         return chunk.replace(data=out, events=())
 
     def reset(self) -> None:
@@ -103,7 +137,7 @@ class LinearEnvelope(SOSFilter):
             raise ParameterError(
                 "linear envelope cut-off (Hz)", f"between 0 and {fs / 2:g} Hz (Nyquist)", self.cutoff_hz
             )
-        return signal.butter(self.order, self.cutoff_hz, btype="lowpass", output="sos", fs=fs)
+        return butter_sos(self.order, self.cutoff_hz, "lowpass", fs)
 
     def _process(self, chunk: Chunk) -> Chunk:
         if self._zi is None and chunk.n_samples:

@@ -87,6 +87,27 @@ def _check_edge(name, value, fs):
         )
 
 
+def butter_sos(order: int, edges, btype: str, fs: float) -> np.ndarray:
+    """Butterworth second-order sections (shape (n_sections, 6)) for edges in Hz at ``fs`` Hz.
+
+    A batch analysis designs the same few filters again and again: the
+    pipeline's band-pass when it is built and on its first chunk, the
+    heartbeat detector's band and the quality check's filters for every
+    detector it makes, and all of them for every file. Each design is a
+    millisecond or two of scipy; designs are kept per (order, edges, type,
+    fs) and each caller gets its own copy (scipy's ``sosfilt`` wants a
+    writable array).
+    """
+    return _butter_sos(int(order), edges if np.isscalar(edges) else tuple(edges), str(btype), float(fs)).copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _butter_sos(order, edges, btype, fs):
+    sos = signal.butter(order, edges if np.isscalar(edges) else list(edges), btype=btype, output="sos", fs=fs)
+    sos.flags.writeable = False  # the cached design itself is never handed out
+    return sos
+
+
 class HighPass(SOSFilter):
     """Butterworth high-pass (DC and drift removal).
 
@@ -107,7 +128,7 @@ class HighPass(SOSFilter):
 
     def design(self, fs: float) -> np.ndarray:
         _check_edge("high-pass cut-off (Hz)", self.cutoff_hz, fs)
-        return signal.butter(self.order, self.cutoff_hz, btype="highpass", output="sos", fs=fs)
+        return butter_sos(self.order, self.cutoff_hz, "highpass", fs)
 
     def __repr__(self):
         return f"HighPass({self.cutoff_hz:g} Hz, order {self.order})"
@@ -152,7 +173,7 @@ class BandPass(SOSFilter):
                 f"low < high at fs = {fs:g} Hz",
                 f"{low:g}-{high:g}",
             )
-        return signal.butter(self.order, [low, high], btype="bandpass", output="sos", fs=fs)
+        return butter_sos(self.order, (low, high), "bandpass", fs)
 
     def __repr__(self):
         high = "auto" if self.high_hz is None else f"{self.high_hz:g}"

@@ -41,15 +41,27 @@ class MainsEstimate:
 
 
 def _line_prominence_db(freqs, psd, f0, half_width=1.0, guard=3.0, side=10.0):
+    """Prominence in dB of the line at ``f0`` Hz on each channel of ``psd`` (shape (n_channels, n_freqs)).
+
+    The line's peak power against the median power of the neighbouring
+    bands, one float per channel (``-inf`` where the spectrum cannot tell).
+    The bands depend on ``f0`` only, so they are found once for all
+    channels (per channel and line they were most of the time of a
+    multichannel probe); the per-channel numbers are the scalar ones.
+    """
     line = (freqs >= f0 - half_width) & (freqs <= f0 + half_width)
     neigh = ((freqs >= f0 - side) & (freqs <= f0 - guard)) | ((freqs >= f0 + guard) & (freqs <= f0 + side))
     if not line.any() or neigh.sum() < 2:
-        return -np.inf
-    peak = psd[line].max()
-    floor = np.median(psd[neigh])
-    if floor <= 0:
-        return np.inf if peak > 0 else -np.inf
-    return 10.0 * np.log10(peak / floor)
+        return [-np.inf] * psd.shape[0]
+    peaks = psd[:, line].max(axis=1)
+    floors = np.median(psd[:, neigh], axis=1)
+    out = []
+    for peak, floor in zip(peaks, floors):
+        if floor <= 0:
+            out.append(np.inf if peak > 0 else -np.inf)
+        else:
+            out.append(10.0 * np.log10(peak / floor))
+    return out
 
 
 def detect_mains(data, fs: float, threshold_db: float = 6.0) -> MainsEstimate:
@@ -83,8 +95,8 @@ def detect_mains(data, fs: float, threshold_db: float = 6.0) -> MainsEstimate:
             # Skip lines shared by both families (300 Hz = 6*50 = 5*60).
             if (f0 % 50.0 == 0) and (f0 % 60.0 == 0):
                 continue
-            for ch in range(x.shape[0]):
-                best = max(best, _line_prominence_db(freqs, psd[ch], f0))
+            for db in _line_prominence_db(freqs, psd, f0):
+                best = max(best, db)
         result[family] = float(best)
     winner = max(result, key=result.get)
     if not result[winner] >= threshold_db:

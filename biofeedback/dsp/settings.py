@@ -151,7 +151,7 @@ def resolve_mains(settings: PipelineSettings, probe=None, fs=None):
     return detect_mains(probe, fs).mains_hz
 
 
-def resolve_ecg(settings: PipelineSettings, probe=None, fs=None) -> PipelineSettings:
+def resolve_ecg(settings: PipelineSettings, probe=None, fs=None, *, beats=None) -> PipelineSettings:
     """Settings with heartbeat suppression decided (``ecg`` "on" or "off").
 
     ``"auto"`` is on for the trunk and pelvic presets, and for any site
@@ -159,6 +159,11 @@ def resolve_ecg(settings: PipelineSettings, probe=None, fs=None) -> PipelineSett
     heartbeats also reach limb electrodes near the chest or with a distant
     reference (the emgGO tibialis sample carries one at 79 bpm throughout),
     and every beat would otherwise be a contraction.
+
+    ``beats`` is an optional :class:`~biofeedback.detect.ecg.BeatDetector`
+    already run over ``probe`` with ``settings.ecg_settings``
+    (:func:`~biofeedback.detect.ecg.probe_beats`); batch analysis shares it
+    with the quality check instead of running the detector twice.
     """
     if settings.ecg != "auto":
         return settings
@@ -167,7 +172,7 @@ def resolve_ecg(settings: PipelineSettings, probe=None, fs=None) -> PipelineSett
     if probe is not None and fs is not None and np.asarray(probe).shape[-1] >= int(4 * fs):
         from biofeedback.detect.ecg import heartbeat_found
 
-        found, _ = heartbeat_found(probe, fs, settings.ecg_settings)
+        found, _ = heartbeat_found(probe, fs, settings.ecg_settings, beats=beats)
         return settings.replace(ecg="on" if found else "off")
     return settings.replace(ecg="off")
 
