@@ -873,6 +873,20 @@ def _best_correlation(seg, template, shift: int) -> tuple[float, int]:
     return float(corr[k]), k - shift
 
 
+def _window_correlations(windows, core) -> np.ndarray:
+    """Pearson correlation of each window (last axis) with ``core``, already centred (0 where flat).
+
+    Called once or twice per heartbeat with a handful of segments, this is
+    mostly per-call overhead: the window means and sums of squares go
+    straight to ``np.add.reduce``, the operations ``mean`` and ``sum`` run
+    (a mean is the sum divided by the count), without their wrappers.
+    """
+    centred = windows - np.add.reduce(windows, axis=-1, keepdims=True) / windows.shape[-1]
+    den = np.sqrt(np.add.reduce(centred * centred, axis=-1) * np.dot(core, core))
+    positive = den > 0
+    return np.where(positive, centred @ core / np.where(positive, den, 1.0), 0.0)
+
+
 def _best_correlations(segs, template, shift: int) -> np.ndarray:
     """:func:`_best_correlation` of several segments with one template, best values only.
 
@@ -894,18 +908,8 @@ def _best_correlations(segs, template, shift: int) -> np.ndarray:
     if shift <= 0 or m <= 2 * shift + 1:
         return np.array([_correlation(seg, template) for seg in segs])
     core = template[shift:m - shift]
-    size = core.size
-    windows = sliding_windows(segs, size)  # (n, 2 * shift + 1, m')
-    core = core - core.mean()
-    # Called once or twice per heartbeat with a handful of segments, this is
-    # mostly per-call overhead: the window means and sums of squares go
-    # straight to ``np.add.reduce``, the operations ``mean`` and ``sum`` run
-    # (a mean is the sum divided by the count), without their wrappers.
-    centred = windows - np.add.reduce(windows, axis=2, keepdims=True) / size
-    den = np.sqrt(np.add.reduce(centred * centred, axis=2) * np.dot(core, core))
-    positive = den > 0
-    corr = np.where(positive, centred @ core / np.where(positive, den, 1.0), 0.0)
-    return corr.max(axis=1)
+    windows = sliding_windows(segs, core.size)  # (n, 2 * shift + 1, m')
+    return _window_correlations(windows, core - core.mean()).max(axis=1)
 
 
 def _aligned_correlation(reach, template) -> tuple[float, int]:
@@ -914,12 +918,7 @@ def _aligned_correlation(reach, template) -> tuple[float, int]:
     if len(reach) < m:
         return 0.0, 0
     windows = sliding_windows(reach, m)
-    core = template - template.mean()
-    # As in _best_correlations: np.mean and np.sum's arithmetic without their overhead.
-    centred = windows - np.add.reduce(windows, axis=1, keepdims=True) / m
-    den = np.sqrt(np.add.reduce(centred * centred, axis=1) * np.dot(core, core))
-    positive = den > 0
-    corr = np.where(positive, centred @ core / np.where(positive, den, 1.0), 0.0)
+    corr = _window_correlations(windows, template - template.mean())
     k = int(np.argmax(corr))
     return float(corr[k]), k
 
