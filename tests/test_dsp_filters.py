@@ -467,6 +467,17 @@ def test_fast_median_equals_numpy_median(shape, axis):
         np.testing.assert_array_equal(median(empty, axis=axis), np.median(empty, axis=axis))
 
 
+def test_lower_quartile_of_8_equals_numpy_percentile():
+    from biofeedback.dsp.stats import lower_quartile_of_8
+
+    rng = np.random.default_rng(8)
+    for windows in (rng.standard_normal((3, 50, 8)), np.round(rng.random((2, 40, 8)) * 3) ** 2, rng.random(8)):
+        assert np.array_equal(lower_quartile_of_8(windows), np.percentile(windows, 25, axis=-1))
+    windows = rng.standard_normal((2, 5, 8))
+    windows[1, 2, 4] = np.nan  # NumPy's NaN result for that window
+    np.testing.assert_array_equal(lower_quartile_of_8(windows), np.percentile(windows, 25, axis=-1))
+
+
 def test_sliding_windows_equal_numpy_sliding_window_view():
     from biofeedback.dsp.stats import sliding_windows
 

@@ -350,7 +350,8 @@ def test_vectorised_beat_detection_equals_the_block_by_block_walk(fs, sizes):
 
 
 def test_batched_correlations_equal_one_at_a_time():
-    from biofeedback.detect.ecg import _best_correlation, _best_correlations, _small_median
+    from biofeedback.detect.ecg import _best_correlation, _best_correlations
+    from biofeedback.dsp.stats import small_median
 
     rng = np.random.default_rng(3)
     template = np.sin(np.linspace(0, 6, 100)) + 0.1 * rng.normal(size=100)
@@ -362,7 +363,7 @@ def test_batched_correlations_equal_one_at_a_time():
         np.testing.assert_array_equal(_best_correlations(segs, template, shift), expected)
     for n in range(1, 10):
         values = list(rng.normal(size=n))
-        assert _small_median(values) == float(np.median(values))
+        assert small_median(values) == float(np.median(values))
 
 
 # -- one probe run shared by the heartbeat decision and the quality check ---------------------------------------

@@ -51,7 +51,7 @@ from biofeedback.core.types import Chunk, StreamInfo
 from biofeedback.dsp.base import Stage
 from biofeedback.dsp.envelope import window_sums_of_squares
 from biofeedback.dsp.filters import FilterCascade, butter_sos
-from biofeedback.dsp.stats import median, sliding_windows
+from biofeedback.dsp.stats import lower_quartile_of_8, median, sliding_windows, small_median
 from biofeedback.errors import ParameterError
 
 OUT, IN, SKIP = 0, 1, 2
@@ -295,7 +295,7 @@ class BeatDetector:
             if full:
                 # Window j of the view holds medians j..j+7; completion m ends window h + m - 7.
                 windows = np.lib.stride_tricks.sliding_window_view(history, 8, axis=1)[:, -full:]
-                levels.extend(_lower_quartile_of_8(windows).T)
+                levels.extend(lower_quartile_of_8(windows).T)
             self.noise = levels[-1]
             self._block_medians = list(history[:, -8:].T.copy())
             rest = energy[:, head + inner * block:].copy()  # not a view: it would hold the whole chunk
@@ -484,7 +484,7 @@ class BeatDetector:
                     out.append(st.best)
                     st.last_beat = st.best
                     st.peaks = (st.peaks + [st.best_val])[-self.settings.history:]
-                    st.level = _small_median(st.peaks)
+                    st.level = small_median(st.peaks)
                     st.mode = OUT
                     pos = stop
                     level = self._level(ch)
@@ -523,38 +523,6 @@ def _first_crossing(e, floor, level: float, start: int, above: bool) -> int:
         start = stop
         width *= 4
     return -1
-
-
-def _lower_quartile_of_8(windows) -> np.ndarray:
-    """``np.percentile(windows, 25, axis=-1)`` for windows of 8 values, equal to the bit.
-
-    The noise floor takes the lower quartile of the last 8 block medians at
-    every completed block; ``np.percentile`` spends most of its time on
-    generic bookkeeping for such short windows. With linear interpolation
-    the quartile of 8 sorted values ``v`` lies at index 1.75, and NumPy
-    computes it as ``v[2] - (v[2] - v[1]) * 0.25``: the same operations are
-    done here on the sorted windows. A NaN (which sorts last, while
-    ``np.percentile`` returns NaN) is left to ``np.percentile``.
-    """
-    ordered = np.sort(windows, axis=-1)
-    if np.isnan(ordered[..., -1]).any():
-        return np.percentile(windows, 25, axis=-1)
-    low, high = ordered[..., 1], ordered[..., 2]
-    return high - (high - low) * 0.25
-
-
-def _small_median(values) -> float:
-    """Median of a short list of floats, equal to ``float(np.median(values))`` to the bit.
-
-    A heartbeat's level is the median of at most ``history`` (8) peaks; the
-    Python sort avoids ``np.median``'s overhead, which at one call per beat
-    was a large part of the quality check's time.
-    """
-    ordered = sorted(values)
-    half = len(ordered) // 2
-    if len(ordered) % 2:
-        return float(ordered[half])
-    return float((ordered[half - 1] + ordered[half]) / 2)
 
 
 def regular_runs(beats, fs: float, min_beats: int = 5, bpm=(40.0, 200.0), tolerance: float = 0.25,
