@@ -13,11 +13,15 @@ at 2 kHz:
 
 * ``analyze``: ``python -m biofeedback analyze FILES --out DIR --quiet
   --jobs J`` run as a subprocess, wall clock from start to exit: interpreter
-  start, reading, analysis, tables and report.html all included. Two copies
-  of the file are analysed per run, so ``--jobs 2`` has two files to share.
-  Peak memory is sampled every 20 ms with psutil: the largest resident set
-  of any one process (the main one, or a worker), and of all of them
-  together.
+  start, reading, analysis, tables and report.html all included. Each run
+  analyses a batch of copies of the file making at least an hour of
+  recording, and at least two files (:func:`batch_size`: 60 files of 1 min,
+  6 of 10 min, 2 of 60 min), as a folder of recordings is analysed: the
+  start-up is paid once per run, and ``--jobs 2`` has files to share. The
+  start-up alone (``python -m biofeedback analyze --help``: interpreter,
+  numpy, scipy, the package) is printed above the table. Peak memory is
+  sampled every 20 ms with psutil: the largest resident set of any one
+  process (the main one, or a worker), and of all of them together.
 * ``read``: :func:`~biofeedback.io.csv_io.iter_csv` consuming the file
   (MB/s of CSV text).
 * ``processing``: the per-file work of ``analyze`` without the reading:
@@ -41,19 +45,23 @@ at 2 kHz:
     peer's import and reading the file are not timed, which favours them.
     At 60 min it is extrapolated linearly from the 10 min time unless
     ``--externals-at-60`` is given (NeuroKit2 takes minutes there).
-  - ``end to end (2 files)``: what a user of the peer runs on the same two
-    CSV files as the ``analyze`` run, ``bench_pipeline.PEER_SCRIPT`` in a
+  - ``end to end``: what a user of the peer runs on the same batch of CSV
+    files as the ``analyze`` run, ``bench_pipeline.PEER_SCRIPT`` in a
     fresh interpreter (``python -c``): import pandas and the peer, read each
     file with ``pandas.read_csv(path, comment="#")``, call the peer on every
     channel column, writing nothing (``analyze`` writes its tables and
-    report); wall clock from start to exit, peak memory sampled as
-    for ``analyze``. ``fs`` is passed on the command line (a user reads it
-    from the comment line). At 60 min, unless ``--externals-at-60``, the
-    time is extrapolated linearly through the 1 and 10 min times (start-up
-    counted once), or from the 10 min time alone if 1 min was not run.
+    report). ``fs`` is passed on the command line (a user reads it from the
+    comment line). The script is run, wall clock from start to exit, on no
+    file (its start-up, once per layout) and on two files; the batch's time
+    is the start-up plus the batch's file count times the cost of one file
+    (half the difference), so NeuroKit2 is not run for an hour of
+    recording at every length. Peak memory is that of the two-file run,
+    sampled as for ``analyze``. At 60 min, unless ``--externals-at-60``, the
+    cost of one file is extrapolated linearly through its 1 and 10 min
+    costs, or from the 10 min cost alone if 1 min was not run.
 
-  The speed-up of each row is ``analyze --jobs 1`` (2 files, end to end)
-  against that row; the Targets section gives a verdict for both.
+  The speed-up of each row is ``analyze --jobs 1`` (same batch, end to
+  end) against that row; the Targets section gives a verdict for both.
 
 Every figure is "seconds per recording-hour": wall seconds divided by the
 hours of recording processed (a file of 8 channels counts once, not 8
@@ -63,6 +71,7 @@ times). Speed is never asserted in tests; this script prints tables.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import subprocess
@@ -188,6 +197,22 @@ def per_hour(seconds, minutes, n_files=1):
     return seconds / (n_files * minutes / 60.0)
 
 
+def batch_size(minutes):
+    """Files per ``analyze`` run: copies making at least an hour of recording, and at least 2.
+
+    A batch tool is used on folders of recordings, where the interpreter's
+    start-up is paid once; a run on one short file would measure mostly the
+    start-up (printed on its own line instead). Two files at least, so that
+    ``--jobs 2`` has files to share.
+    """
+    return max(2, math.ceil(60.0 / minutes))
+
+
+def startup_seconds(cmd, repeat=3):
+    """Best wall clock of ``cmd`` (a start-up: interpreter and imports, no work)."""
+    return min(run_timed(cmd, "start-up")[0] for _ in range(repeat))
+
+
 def faster(speedup):
     """``analyze 14x faster`` or, below 1, ``analyze 2.5x slower`` (never "0x faster")."""
     if speedup >= 1:
@@ -196,17 +221,17 @@ def faster(speedup):
 
 
 def extrapolate(measured, minutes):
-    """Wall seconds at ``minutes`` from end-to-end times measured at shorter lengths.
+    """A peer's seconds per file at ``minutes`` from its per-file seconds measured at shorter lengths.
 
-    Linear in the length through the 1 and 10 min times when both exist, so
-    the fixed cost (interpreter start, imports) is counted once, not scaled
-    with the length; else proportional to the 10 min time, as for the
-    in-memory rows. Returns (seconds, note).
+    Linear in the length through the 1 and 10 min costs when both exist, so
+    a fixed cost per file is counted once, not scaled with the length; else
+    proportional to the 10 min cost, as for the in-memory rows. Returns
+    (seconds, note).
     """
     t10 = measured[10.0]
     if 1.0 in measured:
-        return t10 + (t10 - measured[1.0]) * (minutes - 10.0) / 9.0, "extrapolated from 1 and 10 min"
-    return t10 * minutes / 10.0, "extrapolated from 10 min"
+        return t10 + (t10 - measured[1.0]) * (minutes - 10.0) / 9.0, "per file extrapolated from 1 and 10 min"
+    return t10 * minutes / 10.0, "per file extrapolated from 10 min"
 
 
 def main(argv=None):
@@ -230,9 +255,17 @@ def main(argv=None):
     free = shutil.disk_usage(work).free / 2 ** 30
     print(f"  scratch folder : {work} ({free:.0f} GiB free)\n")
 
+    # Start-ups, timed before the files exist: what every run pays before its first file.
+    startup = {"analyze": startup_seconds([sys.executable, "-m", "biofeedback", "analyze", "--help"])}
+    for name, (run, _) in peers.items():
+        if run is not None:
+            startup[name] = startup_seconds([sys.executable, "-c", peer_script(name), "1000.0"])
+    print("Start-up, best of 3 (interpreter and imports, no file): "
+          + "; ".join(f"{name} {t:.2f} s" for name, t in startup.items()) + "\n")
+
     rows, rate_rows, checks = [], [], []
     external_10: dict = {}  # (layout, name): in-memory seconds at 10 min
-    peer_e2e: dict = {}  # (layout, name): {minutes: wall seconds of the end-to-end script}
+    peer_e2e: dict = {}  # (layout, name): {minutes: seconds of one file in the end-to-end script}
     try:
         for n_ch, fs in LAYOUTS:
             for minutes in minutes_list:
@@ -242,10 +275,13 @@ def main(argv=None):
                 path = os.path.join(work, f"rec_{n_ch}ch_{minutes:g}min.csv")
                 t0 = time.perf_counter()
                 write_recording(path, Recording(x, info), float_format="%.2f")
-                copy = path.replace(".csv", "_copy.csv")
-                shutil.copyfile(path, copy)
+                n_files = batch_size(minutes)
+                batch = [path]
+                for i in range(1, n_files):
+                    batch.append(path.replace(".csv", f"_copy{i}.csv"))
+                    shutil.copyfile(path, batch[-1])
                 mb = os.path.getsize(path) / 1e6
-                print(f"{layout}, {minutes:g} min: wrote 2 x {mb:.0f} MB in {time.perf_counter() - t0:.0f} s",
+                print(f"{layout}, {minutes:g} min: wrote {n_files} x {mb:.0f} MB in {time.perf_counter() - t0:.0f} s",
                       flush=True)
                 # Best of 5: a 1 min file reads in ~10 ms, where a busy machine is felt.
                 read_t, _ = best_of(lambda: read_only(path), 1 if minutes >= 60 else 5)
@@ -259,11 +295,11 @@ def main(argv=None):
                 results = {}
                 for jobs in args.jobs:
                     out_dir = os.path.join(work, f"out_{n_ch}_{minutes:g}_{jobs}")
-                    wall, one, total, status = run_analyze([path, copy], out_dir, jobs)
+                    wall, one, total, status = run_analyze(batch, out_dir, jobs)
                     shutil.rmtree(out_dir, ignore_errors=True)
                     results[jobs] = wall
-                    rows.append([layout, f"{minutes:g}", f"analyze --jobs {jobs} (2 files)",
-                                 f"{per_hour(wall, minutes, 2):.1f}", f"{one:.0f}", f"{total:.0f}",
+                    rows.append([layout, f"{minutes:g}", f"analyze --jobs {jobs} ({n_files} files)",
+                                 f"{per_hour(wall, minutes, n_files):.1f}", f"{one:.0f}", f"{total:.0f}",
                                  "" if status == 0 else f"exit {status}"])
                     checks.append(("rss", layout, minutes, one))
                 rows.append([layout, f"{minutes:g}", "read + processing, in line", f"{per_hour(inline_t, minutes):.1f}",
@@ -275,7 +311,7 @@ def main(argv=None):
                              "", "", f"{proc_t / floor_t:.2f}x floor"])
                 rows.append([layout, f"{minutes:g}", "floor sosfilt+RMS", f"{per_hour(floor_t, minutes):.1f}", "",
                              "", ""])
-                e2e = per_hour(results.get(1, min(results.values())), minutes, 2)
+                e2e = per_hour(results.get(1, min(results.values())), minutes, n_files)
                 for name, (run, _) in peers.items():
                     if run is None:
                         continue
@@ -293,22 +329,24 @@ def main(argv=None):
                                  faster(speedup) + (f"; {note}" if note else "")])
                     checks.append((name, layout, minutes, speedup))
 
-                    # End to end: the peer's script on the same two files, every channel.
+                    # End to end: the peer's script, every channel; its start-up plus n_files
+                    # times the cost of one file, measured on two (see the module docstring).
                     measured = peer_e2e.setdefault((layout, name), {})
                     one = total = None
                     if minutes >= 60 and not args.externals_at_60 and 10.0 in measured:
-                        wall, note = extrapolate(measured, minutes)
+                        per_file, note = extrapolate(measured, minutes)
                     else:
-                        wall, one, total, status = run_peer(name, [path, copy], fs)
-                        measured[minutes] = wall
-                        note = "2 files, fresh interpreter" + ("" if status == 0 else f"; exit {status}")
-                    speedup = per_hour(wall, minutes, 2) / e2e
-                    rows.append([layout, f"{minutes:g}", f"{name}, end to end (2 files)",
-                                 f"{per_hour(wall, minutes, 2):.1f}", "" if one is None else f"{one:.0f}",
+                        wall, one, total, status = run_peer(name, batch[:2], fs)
+                        per_file = measured[minutes] = max(0.0, wall - startup[name]) / 2
+                        note = "start-up + per file of a 2-file run" + ("" if status == 0 else f"; exit {status}")
+                    wall = startup[name] + n_files * per_file
+                    speedup = per_hour(wall, minutes, n_files) / e2e
+                    rows.append([layout, f"{minutes:g}", f"{name}, end to end ({n_files} files)",
+                                 f"{per_hour(wall, minutes, n_files):.1f}", "" if one is None else f"{one:.0f}",
                                  "" if total is None else f"{total:.0f}", f"{faster(speedup)}; {note}"])
                     checks.append((f"{name} end to end", layout, minutes, speedup))
-                os.remove(path)
-                os.remove(copy)
+                for file in batch:
+                    os.remove(file)
                 x = None  # free the array before the next file
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -402,6 +402,22 @@ def test_butterworth_designs_cached_equal_direct_designs_and_are_private():
             assert np.array_equal(stage.design(fs), direct)
 
 
+def test_steady_state_zi_cached_equals_scipy_and_is_private():
+    # Filter start states are kept per design: exactly scipy's sosfilt_zi,
+    # a different design gets its own, and a caller writing to its copy
+    # changes no later answer.
+    from biofeedback.dsp.filters import steady_state_zi
+
+    designs = [BandPass().design(1000.0), MainsNotch(50.0).design(1000.0),
+               signal.butter(2, 20.0, btype="highpass", output="sos", fs=2000.0)]
+    for sos in designs * 2:
+        first = steady_state_zi(sos)
+        assert first.shape == (sos.shape[0], 2)
+        assert np.array_equal(first, signal.sosfilt_zi(sos))
+        first[:] = 0.0
+        assert np.array_equal(steady_state_zi(sos), signal.sosfilt_zi(sos))
+
+
 @pytest.mark.parametrize("sizes", ([1000], [1, 7, 64], [29, 30, 31], [50000]))
 def test_window_sums_of_squares_equal_the_concatenated_running_sum(sizes):
     # The shared buffer (square, then cumulative sum in place) must give the

@@ -109,10 +109,28 @@ class AnalysisResult:
     has_cues: bool = False
     delay_samples: int = 0
     heartbeats_removed: np.ndarray | None = None
+    envelope_peaks: "BlockPeaks | None" = None
 
     @property
     def duration_s(self) -> float:
         return self.n_samples / self.info.fs
+
+    def display_envelope(self, points: int = 1500) -> tuple[np.ndarray, np.ndarray]:
+        """The detector's envelope for a plot: at most ``points`` values per channel, peaks kept.
+
+        Returns
+        -------
+        t : ndarray, shape (k,)
+            Time in seconds on the raw signal's clock (the envelope's delay
+            taken off) of the middle of each value's span.
+        envelope : ndarray, shape (n_channels, k)
+            Largest envelope value (the input's units) in each span: a burst
+            shorter than a span still reaches its height on the plot, where
+            the thresholds are drawn.
+        """
+        if self.envelope_peaks is None:
+            return np.zeros(0), np.zeros((self.info.n_channels, 0))
+        return self.envelope_peaks.series(points, self.info.fs, self.delay_samples)
 
     def summary_rows(self, file: str = "") -> list[dict]:
         """One row per channel for ``summary.csv``."""
@@ -153,6 +171,72 @@ class AnalysisResult:
                 row["heartbeats_removed"] = int(self.heartbeats_removed[ch])
             rows.append(row)
         return rows
+
+
+class BlockPeaks:
+    """Largest value per block of ``block`` samples of each channel, fed chunk by chunk.
+
+    Batch analysis keeps this of the envelope for the report's plot (four
+    values a second instead of the whole envelope). Blocks lie on absolute
+    sample indices from the first chunk, so where chunks end does not
+    matter.
+
+    Parameters
+    ----------
+    n_channels : int
+    block : int
+        Samples per block (at least 1).
+    """
+
+    def __init__(self, n_channels: int, block: int):
+        self.n_channels = int(n_channels)
+        self.block = max(1, int(block))
+        self._done: list[np.ndarray] = []  # (n_channels, k) maxima of completed blocks
+        self._open: np.ndarray | None = None  # (n_channels,) maximum of the block being filled
+        self._fill = 0  # samples in the block being filled
+
+    def update(self, data) -> None:
+        """Add the next samples, shape (n_channels, n), consecutive with the previous ones."""
+        n = data.shape[1]
+        b = self.block
+        start = 0
+        if self._fill:
+            start = min(b - self._fill, n)
+            if start:
+                self._open = np.maximum(self._open, data[:, :start].max(axis=1))
+                self._fill += start
+            if self._fill == b:
+                self._done.append(self._open[:, None])
+                self._open, self._fill = None, 0
+        whole = (n - start) // b
+        if whole:
+            self._done.append(data[:, start:start + whole * b].reshape(self.n_channels, whole, b).max(axis=2))
+        rest = n - start - whole * b
+        if rest:
+            # The block to be completed by the next chunk (no copy of the chunk is kept).
+            self._open = data[:, n - rest:].max(axis=1)
+            self._fill = rest
+
+    def values(self) -> np.ndarray:
+        """Block maxima so far, shape (n_channels, n_blocks); a last partial block counts as one."""
+        parts = self._done + ([self._open[:, None]] if self._fill else [])
+        return np.concatenate(parts, axis=1) if parts else np.zeros((self.n_channels, 0))
+
+    def series(self, points: int, fs: float, delay_samples: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """At most ``points`` maxima per channel (blocks grouped, the maximum of each group kept) and
+        their times in seconds: the middle of each group's span, less ``delay_samples`` / ``fs``."""
+        peaks = self.values()
+        n_blocks = peaks.shape[1]
+        edges = np.minimum(np.arange(n_blocks + 1) * self.block, self._total())
+        group = max(1, -(-n_blocks // max(1, int(points))))
+        starts = np.arange(0, n_blocks, group)
+        grouped = np.maximum.reduceat(peaks, starts, axis=1) if n_blocks else peaks
+        ends = np.append(starts[1:], n_blocks)
+        t = (edges[starts] + edges[ends]) / 2.0 / fs - delay_samples / fs
+        return t, grouped
+
+    def _total(self) -> int:
+        return sum(p.shape[1] for p in self._done) * self.block + self._fill
 
 
 def _artefact(event, report, ch, fs) -> bool:
@@ -283,6 +367,7 @@ def analyze_stream(info: StreamInfo, chunks, settings: PipelineSettings | None =
     monitor = QualityMonitor(info, quality_settings, mains_hz=mains_hz, prime=probe_raw,
                              prime_beats=shared_beats) if quality else None
     kept = ChunkStore(info)  # envelope between the passes, spilled to disk past a budget
+    peaks = BlockPeaks(info.n_channels, int(round(0.25 * info.fs)))  # the envelope, 4 values a second, to plot
     n_samples = 0
     has_cues = False
     for chunk in chunks:
@@ -293,6 +378,7 @@ def analyze_stream(info: StreamInfo, chunks, settings: PipelineSettings | None =
             codes = cue_map.codes(labels)
             has_cues = has_cues or bool(np.any(codes >= 0))
         kept.append(out.data, out.first_sample, cues=codes)
+        peaks.update(out.data)
         n_samples = out.stop
         if rest is None and calibration is None:
             quiet.update(out.data, out.first_sample)
@@ -402,6 +488,7 @@ def analyze_stream(info: StreamInfo, chunks, settings: PipelineSettings | None =
         has_cues=has_cues,
         delay_samples=delay,
         heartbeats_removed=None if suppressor is None else suppressor.n_subtracted.copy(),
+        envelope_peaks=peaks,
     )
 
 

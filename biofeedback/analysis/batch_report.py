@@ -2,8 +2,9 @@
 
 The page is one self-contained file (inline CSS, plots inline as SVG), so it
 can be mailed or archived with the tables. Each plot shows, per channel, the
-display envelope (band-limited RMS, see :mod:`biofeedback.analysis.runner`),
-the on and off thresholds of the detector, the detected activations shaded
+envelope the detector used (the largest value of each 0.25 s, see
+:meth:`~biofeedback.analysis.batch.AnalysisResult.display_envelope`), its
+on and off thresholds, the detected activations shaded
 by kind and the quality flags as a grey bar along the top.
 
 The plots are written as SVG text by this module rather than drawn with

@@ -56,10 +56,9 @@ pass band and leaving out the notched lines is what the filter does to the
 power, apart from the filter's roll-off at the edges. The whole recording
 is used (rest and activity alike); compare files of the same protocol.
 
-The report's display envelope comes from shorter segments (about 0.25 s):
-the RMS of each segment within the band, mains lines left out. It follows
-the pipeline's 100 ms RMS envelope closely enough to show bursts against
-the detection thresholds; the detector itself uses the pipeline's envelope.
+The report plots the envelope the detector used, against its thresholds:
+the largest value of each 0.25 s block, kept while the file is analysed
+(:meth:`~biofeedback.analysis.batch.AnalysisResult.display_envelope`).
 """
 
 from __future__ import annotations
@@ -237,12 +236,11 @@ class _Segments:
 
 
 class SpectrumMonitor:
-    """Welch spectrum (median frequency) and per-segment band RMS (display) of a stream.
+    """Welch spectrum of a stream, for its median frequency.
 
     See the module notes. The spectrum uses segments of about one second
     (``2**ceil(log2(fs))`` samples, ~1 Hz bins) and a low-leakage window, so
-    a strong mains line does not spill into its neighbours; the display uses
-    Hann-windowed segments of about 0.25 s.
+    a strong mains line does not spill into its neighbours.
     """
 
     def __init__(self, info, settings):
@@ -263,16 +261,6 @@ class SpectrumMonitor:
         self.freqs = np.fft.rfftfreq(n, 1.0 / fs)
         self.psd_sum = np.zeros((self.n_ch, self.freqs.size))
         self.n_segments = 0
-        # display envelope
-        m = max(32, 1 << int(math.ceil(math.log2(max(0.25 * fs, 2.0)))))
-        self.disp = _Segments(m)
-        self.disp_window = np.hanning(m + 1)[:-1]
-        self.disp_norm = 2.0 / (m * float(np.sum(self.disp_window ** 2)))
-        f = np.fft.rfftfreq(m, 1.0 / fs)
-        band = (f >= self.low) & (f <= self.high)
-        masks = [band] + [band & _line_mask(f, f0, max(2.0, fs / m)) for f0 in (50.0, 60.0)]
-        self.disp_masks = np.stack(masks, axis=1).astype(float)  # (n_freq, 3): band, 50 Hz lines, 60 Hz lines
-        self.powers: list[np.ndarray] = []
 
     def observe(self, chunks):
         """Yield the chunks unchanged, taking their samples in on the way."""
@@ -289,13 +277,6 @@ class SpectrumMonitor:
                 spec = np.fft.rfft(seg[ch] * self.spec_window, axis=1)
                 self.psd_sum[ch] += (spec.real ** 2 + spec.imag ** 2).sum(axis=0)
             self.n_segments += seg.shape[1]
-        seg = self.disp.take(data, first_sample)
-        if seg.shape[1]:
-            out = np.empty((self.n_ch, seg.shape[1], 3))
-            for ch in range(self.n_ch):
-                spec = np.fft.rfft(seg[ch] * self.disp_window, axis=1)
-                out[ch] = ((spec.real ** 2 + spec.imag ** 2) @ self.disp_masks) * self.disp_norm
-            self.powers.append(out)  # (n_ch, n_seg, 3): band power, 50 Hz lines, 60 Hz lines
 
     def median_frequency(self, mains_hz) -> np.ndarray:
         """Median frequency per channel in Hz (NaN without power in the band)."""
@@ -318,27 +299,6 @@ class SpectrumMonitor:
             frac = (0.5 * total - prev) / p[i] if p[i] > 0 else 0.0
             out[ch] = f[i] - 0.5 * df + frac * df
         return out
-
-    def display_envelope(self, mains_hz, points: int = PLOT_POINTS) -> tuple[np.ndarray, np.ndarray]:
-        """(times s, band RMS (n_ch, k)) with at most ``points`` values, peaks kept (max of each group)."""
-        if not self.powers:
-            return np.zeros(0), np.zeros((self.n_ch, 0))
-        p = np.concatenate(self.powers, axis=1)
-        col = {50.0: 1, 60.0: 2}.get(float(mains_hz) if mains_hz else None)
-        band = p[:, :, 0] - (p[:, :, col] if col else 0.0)
-        rms = np.sqrt(np.maximum(band, 0.0))
-        t = (np.arange(rms.shape[1]) + 0.5) * self.disp.n / self.fs
-        group = max(1, -(-rms.shape[1] // points))
-        if group > 1:
-            k = rms.shape[1] // group * group
-            tail_r, tail_t = rms[:, k:], t[k:]
-            rms_g = rms[:, :k].reshape(self.n_ch, -1, group).max(axis=2)
-            t_g = t[:k].reshape(-1, group).mean(axis=1)
-            if tail_t.size:
-                rms_g = np.concatenate((rms_g, tail_r.max(axis=1, keepdims=True)), axis=1)
-                t_g = np.concatenate((t_g, [tail_t.mean()]))
-            rms, t = rms_g, t_g
-        return t, rms
 
 
 def _line_mask(freqs, f0: float, half_width: float) -> np.ndarray:
@@ -474,7 +434,7 @@ def analyze_one(index: int, path: str, job: JobSpec, display: str | None = None)
         if job.plot:
             from biofeedback.analysis.batch_report import plot_file
 
-            t, env = monitor.display_envelope(result.mains_hz)
+            t, env = result.display_envelope(PLOT_POINTS)
             try:
                 out.svg = plot_file(name, t, env, info, result.events, result.thresholds, result.messages,
                                     duration=result.duration_s)
