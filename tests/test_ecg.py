@@ -350,7 +350,9 @@ def test_vectorised_beat_detection_equals_the_block_by_block_walk(fs, sizes):
 
 
 def test_batched_correlations_equal_one_at_a_time():
-    from biofeedback.detect.ecg import _best_correlation, _best_correlations
+    """One template for all segments or one per segment, gathered from the windows of one signal: the
+    values of _best_correlation segment by segment, to the bit (also a template's row on its own)."""
+    from biofeedback.detect.ecg import _best_correlation, _SegmentComparer
     from biofeedback.dsp.stats import small_median
 
     rng = np.random.default_rng(3)
@@ -358,12 +360,51 @@ def test_batched_correlations_equal_one_at_a_time():
     segs = template[None, :] * rng.uniform(0.5, 2, size=(30, 1)) + rng.normal(size=(30, 100)) * \
         np.linspace(0.01, 3, 30)[:, None]
     segs[3] = 0.0  # flat: correlation 0
+    # The segments laid end to end in one signal, with gaps of other values between them.
+    gap = 7
+    signal = np.concatenate([np.concatenate([rng.normal(size=gap), seg]) for seg in segs])
+    starts = gap + (100 + gap) * np.arange(30)
+    templates = template[None, :] + 0.3 * rng.normal(size=(30, 100))
+    templates[5] = 1.0  # flat template: correlation 0
     for shift in (0, 1, 10, 49):
-        expected = [_best_correlation(seg, template, shift)[0] for seg in segs]
-        np.testing.assert_array_equal(_best_correlations(segs, template, shift), expected)
+        for group in (1, 4, 30):  # segments prepared in groups of this many
+            comparer = _SegmentComparer(signal, starts, 100, shift)
+            comparer.group = group
+
+            def scores(j, k, templates):
+                assert comparer.group_end(j) >= j + k  # a call stays within a group
+                return comparer.best_correlations(j, k, comparer.prepare(templates))
+
+            expected = [_best_correlation(seg, template, shift)[0] for seg in segs]
+            got = np.concatenate([scores(j, min(30, j + group) - j, template) for j in range(0, 30, group)])
+            np.testing.assert_array_equal(got, expected)
+            expected = [_best_correlation(seg, t, shift)[0] for seg, t in zip(segs, templates)]
+            got = np.concatenate([scores(j, min(30, j + group) - j, templates[j:j + group]) for j in range(0, 30, group)])
+            np.testing.assert_array_equal(got, expected)
+            # A few segments in the middle of a group, alone or together; one template of a stack on its own.
+            for j, k in ((29, 1), (4, 1), (12, 3), (5, 1)):
+                if comparer.group_end(j) >= j + k:
+                    np.testing.assert_array_equal(scores(j, k, templates[j:j + k]), expected[j:j + k])
+                    prepared = comparer.prepare(templates[j - 1:j + k])
+                    single = [_best_correlation(seg, templates[j], shift)[0] for seg in segs[j:j + k]]
+                    np.testing.assert_array_equal(comparer.best_correlations(j, k, prepared.row(1)), single)
     for n in range(1, 10):
         values = list(rng.normal(size=n))
         assert small_median(values) == float(np.median(values))
+
+
+def test_run_templates_are_the_medians_of_the_sliding_history():
+    from biofeedback.detect.ecg import _run_templates
+
+    rng = np.random.default_rng(4)
+    for history, k, m in ((8, 1, 100), (8, 2, 100), (8, 17, 200), (3, 5, 25), (1, 4, 30)):
+        shapes = rng.normal(size=(history, m))
+        segs = rng.normal(size=(k - 1, m))
+        got = _run_templates(shapes, segs)
+        assert got.shape == (k, m) and got.flags.c_contiguous
+        stacked = list(shapes) + list(segs)
+        for r in range(k):
+            np.testing.assert_array_equal(got[r], np.median(np.array(stacked[r:r + history]), axis=0))
 
 
 # -- one probe run shared by the heartbeat decision and the quality check ---------------------------------------
@@ -457,3 +498,66 @@ def test_aligned_correlation_equals_the_numpy_formulation():
         corr = np.where(den > 0, centred @ core / np.where(den > 0, den, 1.0), 0.0)
         assert _aligned_correlation(reach, template) == (float(corr.max()), int(np.argmax(corr)))
     assert _aligned_correlation(np.zeros(200), template) == (0.0, 0)
+
+
+def test_threshold_search_finds_the_first_sample_above_or_not():
+    """_AboveThreshold.find against the definition, sample by sample, with NaNs (neither above nor at or
+    below the threshold), for searches that start inside and outside the window held, and several widths."""
+    from biofeedback.detect.ecg import _AboveThreshold
+
+    rng = np.random.default_rng(9)
+    n = 3000
+    e = np.convolve(rng.random(n), np.ones(20) / 20, mode="same")
+    floor = np.repeat(rng.uniform(0.3, 0.6, size=n // 100), 100)
+    e[[50, 51, 400, 1700]] = np.nan
+    floor[900:1000] = np.nan
+
+    def expected(pos, limit, level, above):
+        for i in range(pos, limit):
+            theta = np.maximum(level, floor[i])
+            if (e[i] > theta) if above else (e[i] <= theta):
+                return i
+        return -1
+
+    for width in (1, 7, 256, 5000):
+        for level in (0.4, 0.5, 0.55):
+            search = _AboveThreshold(e, floor, 0.0, width)
+            search.set_level(level)
+            pos = 0
+            for _ in range(400):  # a walk like _run's: alternately the next crossing and the next drop
+                for above in (True, False):
+                    limit = min(n, pos + int(rng.integers(1, 600))) if rng.random() < 0.5 else n
+                    got = search.find(pos, limit, above)
+                    assert got == expected(pos, limit, level, above), (width, level, pos, limit, above)
+                    pos = got if got >= 0 else limit
+                    if pos >= n:
+                        pos = int(rng.integers(0, n))
+
+
+def test_band_pass_start_state_is_scipys():
+    from scipy import signal
+
+    from biofeedback.detect.ecg import _band_sos, _step_response_state
+
+    for fs in (250.0, 1000.0, 2048.0):
+        sos = _band_sos(ECGSettings(), fs)
+        np.testing.assert_array_equal(_step_response_state(sos), signal.sosfilt_zi(sos))
+        assert _step_response_state(sos) is _step_response_state(sos.copy())
+
+
+@pytest.mark.parametrize("group_values", [1, 20000])
+def test_shape_check_in_small_groups_equals_the_beat_by_beat_walk(monkeypatch, group_values):
+    """The shape check's segments prepared a few at a time (a group per segment, or a few per group at
+    2 kHz): the same flags as one beat at a time, on heartbeats with spasms, in one chunk and in many."""
+    from biofeedback.detect.ecg import _SegmentComparer
+
+    monkeypatch.setattr(_SegmentComparer, "GROUP_VALUES", group_values)
+    fs = 2000.0
+    rec = simulate(relax_with_spasms(40.0, n_spasms=5, spasm_durations_s=(0.3, 1.0, 2.0), ecg_bpm=95.0,
+                                     ecg_uv=60.0), fs, seed=11)
+    raw = np.vstack([rec.data, 3.0 * rec.data[:, ::-1]])
+    for sizes in ((raw.shape[1],), (3000, 16384)):
+        ref = _beats_of(_BlockByBlockDetector, raw, fs, sizes)
+        new = _beats_of(BeatDetector, raw, fs, sizes)
+        assert sum(map(sum, ref.similar)) > 20
+        assert new.beats == ref.beats and new.similar == ref.similar

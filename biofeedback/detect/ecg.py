@@ -157,6 +157,28 @@ def _band_sos(settings: ECGSettings, fs: float) -> np.ndarray:
     return butter_sos(2, (low, high), "bandpass", fs)
 
 
+_STEP_RESPONSE_STATES: dict[bytes, np.ndarray] = {}
+
+
+def _step_response_state(sos) -> np.ndarray:
+    """``signal.sosfilt_zi(sos)`` (shape (n_sections, 2)), computed once per design.
+
+    A detector starts its band-pass in the steady state of its first sample;
+    scipy's computation (a linear solve per section) took a third of a
+    millisecond, and batch analysis makes several detectors per file. The
+    result is read-only: callers scale it into a new array.
+    """
+    key = np.ascontiguousarray(sos).tobytes()
+    state = _STEP_RESPONSE_STATES.get(key)
+    if state is None:
+        state = signal.sosfilt_zi(sos)
+        state.flags.writeable = False
+        if len(_STEP_RESPONSE_STATES) >= 64:  # a handful of (band, fs) pairs in practice
+            _STEP_RESPONSE_STATES.clear()
+        _STEP_RESPONSE_STATES[key] = state
+    return state
+
+
 class _BeatState:
     __slots__ = ("mode", "run_start", "best", "best_val", "last_beat", "peaks", "learn_max", "level")
 
@@ -200,6 +222,10 @@ class BeatDetector:
         self.refractory = max(1, int(round(s.refractory_s * fs)))
         self.learn = max(1, int(round(s.learn_s * fs)))
         self.block = max(1, int(round(0.25 * fs)))
+        # First window of a threshold search (_AboveThreshold): half a second,
+        # where the next beat often lies; a shorter one often meant a second
+        # window, and evaluating a sample costs far less than a NumPy call.
+        self._search_width = max(256, int(round(0.5 * fs)))
         self._block_parts: list[np.ndarray] = []
         self._block_fill = 0
         self._block_medians: list[np.ndarray] = []
@@ -212,8 +238,15 @@ class BeatDetector:
         self.shape_len = max(2, int(round(s.pre_s * fs)))
         self._hist = np.zeros((n_channels, self.shape_len + self.max_run + 1))
         self._shapes: list[list[np.ndarray]] = [[] for _ in range(n_channels)]
-        self._templates: list[np.ndarray | None] = [None] * n_channels  # median of _shapes, once needed
+        # The median of _shapes, once needed, ready for comparisons (_SegmentComparer.prepare).
+        self._templates: list[_Templates | None] = [None] * n_channels
         self._misses = [0] * n_channels
+        # How _check_shapes batches the comparisons (its speed only, not its
+        # results): how many of the last compared beats were similar in a
+        # row, and the batch length for each guess (index: whether similar
+        # beats are expected).
+        self._similar_streak = [0] * n_channels
+        self._batch = [[2, 2] for _ in range(n_channels)]
         self.band = np.zeros((n_channels, 0))
         self.energy = np.zeros((n_channels, 0))
 
@@ -235,7 +268,7 @@ class BeatDetector:
     # -- signal ------------------------------------------------------------------
     def _filter(self, raw):
         if self._zi is None:
-            base = signal.sosfilt_zi(self.sos)
+            base = _step_response_state(self.sos)
             self._zi = base[:, None, :] * raw[:, 0][None, :, None]
         band, self._zi = signal.sosfilt(self.sos, raw, axis=-1, zi=self._zi)
         energy, self._tail = window_sums_of_squares(band, self._tail)
@@ -243,7 +276,7 @@ class BeatDetector:
         np.maximum(energy, 0.0, out=energy)
         return band, energy
 
-    def _update_noise(self, energy, first_sample: int):
+    def _update_noise(self, energy, first_sample: int, factor: float = 1.0):
         """Median energy per 0.25 s block and the noise floor it sets, for one chunk at once.
 
         Parameters
@@ -252,13 +285,17 @@ class BeatDetector:
             Smoothed 5-30 Hz energy of the chunk (squared units of the input).
         first_sample : int
             Stream index of ``energy[:, 0]``.
+        factor : float
+            Multiplies the levels (once per block, before they are spread
+            over the samples).
 
         Returns
         -------
         ndarray, shape (n_channels, n)
-            The background level in force at each sample: the lower quartile
-            of the medians of the last 8 blocks completed *before* the piece
-            of block that holds the sample (blocks on absolute indices).
+            ``factor`` times the background level in force at each sample:
+            the lower quartile of the medians of the last 8 blocks completed
+            *before* the piece of block that holds the sample (blocks on
+            absolute indices).
 
         Notes
         -----
@@ -277,7 +314,7 @@ class BeatDetector:
         # copied behind that part), the others lie in the chunk.
         head = block - fill if fill else 0  # samples of the chunk that complete the held part
         k = (fill + n) // block
-        levels = [self.noise]  # floor after 0, 1, ..., k completions
+        levels = [self.noise[:, None]]  # floor after 0, 1, ..., k completions (columns)
         ends = np.empty(0, dtype=np.int64)  # chunk-local index one past each completed block
         if k:
             inner = k - 1 if fill else k  # blocks wholly inside the chunk
@@ -290,13 +327,13 @@ class BeatDetector:
             h = history.shape[1] - k  # medians held before this chunk (at most 8)
             # The first blocks of a stream have fewer than 8 medians before them.
             for m in range(min(k, max(0, 7 - h))):
-                levels.append(np.percentile(history[:, :h + m + 1], 25, axis=1))
+                levels.append(np.percentile(history[:, :h + m + 1], 25, axis=1)[:, None])
             full = k - (len(levels) - 1)
             if full:
                 # Window j of the view holds medians j..j+7; completion m ends window h + m - 7.
                 windows = np.lib.stride_tricks.sliding_window_view(history, 8, axis=1)[:, -full:]
-                levels.extend(lower_quartile_of_8(windows).T)
-            self.noise = levels[-1]
+                levels.append(lower_quartile_of_8(windows))
+            self.noise = levels[-1][:, -1].copy()
             self._block_medians = list(history[:, -8:].T.copy())
             rest = energy[:, head + inner * block:].copy()  # not a view: it would hold the whole chunk
             self._block_parts = [rest] if rest.shape[1] else []
@@ -309,9 +346,18 @@ class BeatDetector:
         # of the blocks completed before the piece's start.
         starts = np.concatenate(([0], np.arange((-first_sample) % block or block, n, block)))
         which = np.searchsorted(ends, starts, side="right")
-        per_piece = np.array(levels).T[:, which]  # (n_channels, n_pieces)
-        lengths = np.diff(np.append(starts, n))
-        return np.repeat(per_piece, lengths, axis=1)
+        table = np.concatenate(levels, axis=1) if len(levels) > 1 else levels[0]
+        per_piece = factor * table[:, which]  # (n_channels, n_pieces)
+        # Spread over the pieces: the first and the last may be partial, the
+        # others are whole blocks (a broadcast copy: np.repeat copies value by value).
+        out = np.empty((n_ch, n))
+        first = min(n, starts[1]) if starts.size > 1 else n
+        whole = (n - first) // block
+        out[:, :first] = per_piece[:, :1]
+        out[:, first:first + whole * block].reshape(n_ch, whole, block)[...] = per_piece[:, 1:1 + whole, None]
+        if first + whole * block < n:
+            out[:, first + whole * block:] = per_piece[:, -1:]
+        return out
 
     # -- detection -----------------------------------------------------------------
     def update(self, raw, first_sample: int) -> list[list[int]]:
@@ -336,18 +382,24 @@ class BeatDetector:
         # The threshold's noise term changes only at block boundaries (fixed
         # absolute indices), so the result does not depend on where chunks
         # end; it is computed for the whole chunk at once.
-        floor = self.settings.noise_factor * self._update_noise(energy, first_sample)
+        floor = self._update_noise(energy, first_sample, self.settings.noise_factor)
         begin = max(0, self.learn - first_sample)
         if begin < n:
             for ch in range(self.n_channels):
                 self._run(ch, energy[ch], first_sample, begin, floor[ch], new[ch])
-        ext = np.concatenate([self._hist, band], axis=1)
-        ext_start = first_sample - self._hist.shape[1]
+        held = self._hist.shape[1]
         for ch in range(self.n_channels):
             if new[ch]:
-                self.similar[ch].extend(self._check_shapes(ch, ext[ch], ext_start, new[ch]))
+                if new[ch][0] + 1 - self.shape_len >= first_sample:
+                    x, x_start = band[ch], first_sample  # every segment lies in the chunk
+                else:  # the first segment starts before it: the held history in front
+                    x, x_start = np.concatenate([self._hist[ch], band[ch]]), first_sample - held
+                self.similar[ch].extend(self._check_shapes(ch, x, x_start, new[ch]))
             self.beats[ch].extend(new[ch])
-        self._hist = ext[:, -self._hist.shape[1]:]
+        if n >= held:
+            self._hist = band[:, n - held:].copy()
+        else:
+            self._hist = np.concatenate([self._hist[:, n:], band], axis=1)
         return new
 
     def _check_shapes(self, ch, ext, ext_start, beats) -> list[bool]:
@@ -357,7 +409,8 @@ class BeatDetector:
         ----------
         ch : int
         ext : ndarray, shape (m,)
-            5-30 Hz band of the channel: the held history then this chunk.
+            5-30 Hz band of the channel: this chunk, with the held history
+            in front when the first beat's segment starts before the chunk.
         ext_start : int
             Stream index of ``ext[0]``.
         beats : list of int
@@ -371,55 +424,69 @@ class BeatDetector:
         -----
         Beat by beat, each is correlated with the median of the recent
         QRS-like shapes, and a similar beat joins them (which changes the
-        template for the next). A run of dissimilar beats (crossings of
-        muscle activity) leaves the template alone, so while the beats
-        differ they are compared in one vectorised step; the first similar
-        one (or a reset) updates the template and the rest are compared
-        again. The results are those of comparing one beat at a time.
+        template for the next). One beat at a time, that is some twenty
+        NumPy calls per beat on arrays of a few thousand values: mostly call
+        overhead. So the beats are compared in batches, on a guess of how the
+        template evolves over the batch:
+
+        * that the next beats differ from it (crossings of muscle activity,
+          or a heartbeat among them): the template stays, all are compared
+          with it;
+        * after two similar beats in a row, with the history full, that the
+          next ones are similar too (a run of heartbeats): each joins the
+          shapes, so beat ``r`` of the batch meets the median of the window
+          of ``history`` shapes that ends just before it
+          (:func:`_run_templates`, all of the batch's templates in one sort).
+
+        The walk through the batch stops after the first beat that breaks the
+        guess (its own comparison was right: its template depends on the
+        beats before it only), and the next batch starts after it. Each batch
+        is twice as long as the part of the last one of the same guess that
+        was used. The results are those of comparing one beat at a time
+        (``tests/test_ecg.py`` checks them against a beat-by-beat reference);
+        only the number of NumPy calls depends on the guesses.
         """
         n_beats = len(beats)
         size = self.shape_len
-        los = [beat + 1 - size - ext_start for beat in beats]
+        history = self.settings.history
+        los = np.asarray(beats, dtype=np.int64) + (1 - size - ext_start)  # start of each beat's segment in ext
         shift = min(max(1, int(round(0.01 * self.fs))), (size - 2) // 4)
+        comparer = _SegmentComparer(ext, los, size, shift)
         out: list[bool] = []
-        batch = n_beats
         i = 0
         while i < n_beats:
-            if los[i] < 0:
-                out.append(False)  # its start was not kept: nothing to compare, nothing learned
-                i += 1
-                continue
+            lo = int(los[i])
             shapes = self._shapes[ch]
-            if len(shapes) < 3:
-                self._learn_shape(ch, ext[los[i]:los[i] + size], False)
+            if lo < 0 or len(shapes) < 3:
+                # No start kept: nothing to compare, nothing learned. Fewer
+                # than three shapes: learned without comparison.
+                if lo >= 0:
+                    self._learn_shape(ch, ext[lo:lo + size], False)
                 out.append(False)
                 i += 1
-                batch = n_beats
                 continue
-            # Compare beats i..j-1 with the current template; they are all
-            # evaluated against it, and the walk stops at the first one that
-            # changes it.
-            j = min(n_beats, i + batch)
-            segs = np.stack([ext[lo:lo + size] for lo in los[i:j] if lo >= 0])
-            template = self._templates[ch]
-            if template is None:
-                template = self._templates[ch] = median(np.array(shapes), axis=0)
-            scores = iter(_best_correlations(segs, template, shift))
-            changed = False
-            for t in range(i, j):
-                i = t + 1
-                if los[t] < 0:
-                    out.append(False)
-                    continue
-                similar = bool(next(scores) >= 0.7)
+            run = self._similar_streak[ch] >= 2 and len(shapes) == history
+            k = min(n_beats - i, self._batch[ch][run], comparer.group_end(i) - i)
+            if run:
+                segs = ext[los[i:i + k - 1, None] + np.arange(size)]  # the run's shapes but the last
+                templates = comparer.prepare(_run_templates(np.array(shapes), segs))
+            else:
+                templates = self._templates[ch]
+                if templates is None:
+                    templates = self._templates[ch] = comparer.prepare(median(np.array(shapes), axis=0))
+            scores = comparer.best_correlations(i, k, templates)
+            for r in range(k):
+                lo = int(los[i + r])
+                similar = bool(scores[r] >= 0.7)
                 out.append(similar)
-                if self._learn_shape(ch, ext[los[t]:los[t] + size], similar):
-                    changed = True
-                    break
-            # Heartbeats change the template one after the other (compare them
-            # one by one); a run of dissimilar crossings does not (compare
-            # twice as many at once each time).
-            batch = 1 if changed else 2 * batch
+                self._similar_streak[ch] = self._similar_streak[ch] + 1 if similar else 0
+                changed = self._learn_shape(ch, ext[lo:lo + size], similar)
+                if similar != run or (changed and not similar):
+                    break  # the guess broke here (or the shapes restarted): later templates are not known
+            if run and not changed:
+                self._templates[ch] = templates.row(r)  # a dissimilar beat left row r in force
+            self._batch[ch][run] = 2 * (r + 1)
+            i += r + 1
         return out
 
     def _learn_shape(self, ch, seg, similar: bool) -> bool:
@@ -459,13 +526,13 @@ class BeatDetector:
         """
         st = self._states[ch]
         n = e.shape[0]
-        level = self._level(ch)
+        above = _AboveThreshold(e, floor, self._level(ch), self._search_width)
         while pos < n:
             if st.mode == OUT:
                 ready = max(pos, st.last_beat + self.refractory - first)
                 if ready >= n:
                     return
-                i = _first_crossing(e, floor, level, ready, above=True)
+                i = above.find(ready, n, True)
                 if i < 0:
                     return
                 st.mode, st.run_start, st.best, st.best_val = IN, first + i, first + i, float(e[i])
@@ -473,13 +540,13 @@ class BeatDetector:
             elif st.mode == IN:
                 end_local = st.run_start + self.max_run + 1 - first
                 limit = min(n, end_local)
-                drops = np.flatnonzero(e[pos:limit] <= np.maximum(level, floor[pos:limit]))
-                stop = pos + drops[0] if drops.size else limit
+                drop = above.find(pos, limit, False)
+                stop = drop if drop >= 0 else limit
                 if stop > pos:
-                    k = int(np.argmax(e[pos:stop]))
-                    if e[pos + k] > st.best_val:
-                        st.best_val, st.best = float(e[pos + k]), first + pos + k
-                if drops.size:
+                    k = pos + int(e[pos:stop].argmax())
+                    if e[k] > st.best_val:
+                        st.best_val, st.best = float(e[k]), first + k
+                if drop >= 0:
                     # The run ended: a beat if it was no wider than a QRS.
                     out.append(st.best)
                     st.last_beat = st.best
@@ -487,42 +554,78 @@ class BeatDetector:
                     st.level = small_median(st.peaks)
                     st.mode = OUT
                     pos = stop
-                    level = self._level(ch)
+                    above.set_level(self._level(ch))
                 elif limit >= end_local:
                     st.mode = SKIP  # too wide for a QRS complex
                     pos = limit
                 else:
                     return
             else:  # SKIP: wait for the wide run to end
-                i = _first_crossing(e, floor, level, pos, above=False)
+                i = above.find(pos, n, False)
                 if i < 0:
                     return
                 st.mode = OUT
                 pos = i
 
 
-def _first_crossing(e, floor, level: float, start: int, above: bool) -> int:
-    """First index ``i >= start`` where ``e[i]`` is above (or, with ``above=False``, not above)
-    ``max(level, floor[i])``; -1 when there is none.
+class _AboveThreshold:
+    """Where a channel's energy lies above its threshold, found window by window.
 
-    ``e`` and ``floor`` have shape (n,). The search looks at a few hundred
-    samples first and widens the window fourfold each time, so finding the
-    next crossing costs about the distance to it rather than the rest of
-    the chunk: with one threshold array per beat over the whole remaining
-    chunk, the work grew with beats x chunk length.
+    Parameters
+    ----------
+    e, floor : ndarray, shape (n,)
+        Energy and ``noise_factor`` times the background at each sample.
+    level : float
+        The threshold's beat term; the threshold at sample ``i`` is
+        ``max(level, floor[i])``.
+    width : int
+        Length of the first window a search evaluates.
+
+    Notes
+    -----
+    A search evaluates the comparison on a window from where it starts and
+    widens the window fourfold each time it finds nothing, so finding the
+    next crossing costs about the distance to it rather than the rest of the
+    chunk (with one threshold array per beat over the whole remaining chunk,
+    the work grew with beats x chunk length). The last window's comparison
+    is kept until the level changes (at each beat): the end of a run above
+    the threshold, and the next crossing after a run too wide for a QRS,
+    are then mostly found in it, without evaluating the threshold again.
     """
-    n = e.shape[0]
-    width = 256
-    while start < n:
-        stop = min(n, start + width)
-        seg = e[start:stop]
-        theta = np.maximum(level, floor[start:stop])
-        hits = np.flatnonzero(seg > theta if above else seg <= theta)
-        if hits.size:
-            return start + int(hits[0])
-        start = stop
-        width *= 4
-    return -1
+
+    def __init__(self, e, floor, level: float, width: int):
+        self.e, self.floor, self.level, self.width = e, floor, level, width
+        self.start = self.stop = 0  # the window whose comparison `above` holds
+        self.above = None
+
+    def set_level(self, level: float) -> None:
+        self.level = level
+        self.start = self.stop = 0
+
+    def find(self, pos: int, limit: int, above: bool) -> int:
+        """First index ``i`` in ``[pos, limit)`` where ``e[i] > max(level, floor[i])`` (``above``) or
+        ``e[i] <= max(level, floor[i])`` (not ``above``); -1 when there is none."""
+        width = self.width
+        while pos < limit:
+            if not self.start <= pos < self.stop:
+                self.start, self.stop = pos, min(self.e.shape[0], pos + width)
+                self.above = self.e[pos:self.stop] > np.maximum(self.level, self.floor[pos:self.stop])
+                width *= 4
+            end = min(limit, self.stop)
+            window = self.above[pos - self.start:end - self.start]
+            k = int(window.argmax() if above else window.argmin())  # the first True (False), if any
+            if window[k] == above:
+                i = pos + k
+                if above or self.e[i] <= np.maximum(self.level, self.floor[i]):
+                    return i
+                # A NaN is neither above nor at or below the threshold: the
+                # rest of this window the long way.
+                theta = np.maximum(self.level, self.floor[i:end])
+                drops = (self.e[i:end] <= theta).nonzero()[0]
+                if drops.size:
+                    return i + int(drops[0])
+            pos = end
+        return -1
 
 
 def regular_runs(beats, fs: float, min_beats: int = 5, bpm=(40.0, 200.0), tolerance: float = 0.25,
@@ -855,29 +958,149 @@ def _window_correlations(windows, core) -> np.ndarray:
     return np.where(positive, centred @ core / np.where(positive, den, 1.0), 0.0)
 
 
-def _best_correlations(segs, template, shift: int) -> np.ndarray:
-    """:func:`_best_correlation` of several segments with one template, best values only.
+@dataclass(frozen=True)
+class _Templates:
+    """Templates ready to be compared with segments (:meth:`_SegmentComparer.prepare`).
+
+    ``values``: shape (m,) or (k, m); ``core``: their middles (``shift``
+    samples trimmed at each end), centred; ``core_squares``: the sum of
+    squares of each core, a float or shape (k, 1).
+    """
+
+    values: np.ndarray
+    core: np.ndarray
+    core_squares: object
+
+    def row(self, r: int) -> "_Templates":
+        """Template ``r`` of a stack, on its own."""
+        return _Templates(self.values[r].copy(), self.core[r].copy(), float(self.core_squares[r, 0]))
+
+
+class _SegmentComparer:
+    """:func:`_best_correlation` of the beats' segments of one signal with templates, many segments per call.
 
     Parameters
     ----------
-    segs : ndarray, shape (n_segments, m)
-    template : ndarray, shape (m,)
+    x : ndarray, shape (n,)
+        The signal.
+    starts : ndarray of int, shape (n_segments,)
+        Index in ``x`` of each segment's first sample, increasing; segment
+        ``j`` is ``x[starts[j]:starts[j] + size]``. Negative starts mark
+        segments that are never compared.
+    size : int
+        Segment length ``m``.
     shift : int
         Largest shift in samples.
 
+    Notes
+    -----
+    The beat shape check compares one or a few segments at a time with a
+    template that changes as it goes, so the cost is mostly NumPy call
+    overhead. What does not depend on the template is computed once per
+    segment, for groups of consecutive segments at a time: the windows of
+    the template core's length (``m' = m - 2 shift``) at every shift,
+    centred, and their sums of squares; a template's centred core and its
+    sum of squares once per template (:meth:`prepare`). A comparison is then
+    a matrix-vector product and a few element-wise operations. These are
+    the operations of :func:`_window_correlations` on one segment's
+    windows, over one more axis; per-segment cores go through ``matmul``
+    with stacked vectors, which runs the same BLAS dot and matrix-vector
+    products as one segment's ``np.dot`` and ``@``. ``tests/test_ecg.py``
+    checks the values against :func:`_best_correlation` to the bit.
+    """
+
+    #: Most values of centred windows held at once (2 MB): about 150
+    #: segments at 1 kHz, 40 at 2 kHz.
+    GROUP_VALUES = 1 << 18
+
+    def __init__(self, x, starts, size: int, shift: int):
+        self.x, self.starts, self.size, self.shift = x, starts, size, shift
+        if shift > 0:
+            self.windows = sliding_windows(x, size - 2 * shift)  # (n - m' + 1, m'), a view
+            self.offsets = np.arange(2 * shift + 1)
+            self.group = max(1, self.GROUP_VALUES // (self.offsets.size * self.windows.shape[1]))
+        else:
+            self.group = max(1, len(starts))
+        self._first = -1  # first segment of the group held
+
+    def group_end(self, j: int) -> int:
+        """One past the last segment of the group that holds segment ``j``: a call stays within a group."""
+        return min(len(self.starts), (j // self.group + 1) * self.group)
+
+    def prepare(self, templates) -> _Templates:
+        """``templates`` (shape (m,) or (k, m), C-contiguous) ready for :meth:`best_correlations`."""
+        m = templates.shape[-1]
+        core = templates[..., self.shift:m - self.shift]
+        core = core - np.add.reduce(core, axis=-1, keepdims=True) / core.shape[-1]
+        if core.ndim == 1:
+            return _Templates(templates, core, np.dot(core, core))
+        return _Templates(templates, core, np.matmul(core[:, None, :], core[:, :, None])[:, 0])
+
+    def best_correlations(self, j: int, k: int, templates: _Templates) -> np.ndarray:
+        """Highest correlation of segments ``j .. j + k - 1`` with their template(s) over the shifts.
+
+        Parameters
+        ----------
+        j, k : int
+            First segment and number of segments (all in one group, none
+            with a negative start).
+        templates : _Templates
+            One template for all segments, or ``k``, one per segment.
+
+        Returns
+        -------
+        ndarray, shape (k,)
+        """
+        if self.shift <= 0:  # too short to shift: the plain correlation
+            rows = np.broadcast_to(templates.values, (k, self.size))
+            return np.array([_correlation(self.x[lo:lo + self.size], t)
+                             for lo, t in zip(self.starts[j:j + k], rows)])
+        first = j - j % self.group
+        if first != self._first:
+            # Segments with a negative start are never compared: any window stands in.
+            starts = np.maximum(self.starts[first:first + self.group], 0)
+            centred = self.windows[starts[:, None] + self.offsets]  # (group, 2 shift + 1, m'): a copy
+            centred -= np.add.reduce(centred, axis=-1, keepdims=True) / centred.shape[-1]
+            self._centred, self._squares = centred, np.add.reduce(centred * centred, axis=-1)
+            self._first = first
+        centred = self._centred[j - first:j - first + k]
+        core = templates.core
+        if core.ndim == 1:
+            products = centred @ core
+        else:
+            products = np.matmul(centred, core[:, :, None])[:, :, 0]
+        den = np.sqrt(self._squares[j - first:j - first + k] * templates.core_squares)
+        # Where den is 0 (a flat window or template) the correlation is 0.
+        corr = np.divide(products, den, out=np.zeros_like(products), where=den > 0)
+        return corr.max(axis=1)
+
+
+def _run_templates(shapes, segs) -> np.ndarray:
+    """Templates met by a run of similar beats: each joins the shapes after its comparison.
+
+    Parameters
+    ----------
+    shapes : ndarray, shape (history, m)
+        The shapes before the run (a full history).
+    segs : ndarray, shape (k - 1, m)
+        The segments of the run's beats but the last.
+
     Returns
     -------
-    ndarray, shape (n_segments,)
-        Per segment, the highest correlation over the shifts; the same
-        numbers as calling :func:`_best_correlation` segment by segment (the
-        same element-wise operations, over one more axis).
+    ndarray, shape (k, m), C-contiguous
+        Row ``r``: the median of the last ``history`` rows of ``shapes`` then
+        ``segs[:r]``, i.e. ``median(shapes)`` for the first beat: the
+        template :class:`BeatDetector` uses for beat ``r`` if beats ``0 ..
+        r - 1`` were all similar. The values of :func:`median` of each window
+        (a median does not depend on the order of the shapes).
     """
-    m = segs.shape[1]
-    if shift <= 0 or m <= 2 * shift + 1:
-        return np.array([_correlation(seg, template) for seg in segs])
-    core = template[shift:m - shift]
-    windows = sliding_windows(segs, core.size)  # (n, 2 * shift + 1, m')
-    return _window_correlations(windows, core - core.mean()).max(axis=1)
+    stacked = np.concatenate([shapes, segs])
+    history, m = shapes.shape
+    k = segs.shape[0] + 1
+    # Window r holds rows r .. r + history - 1 of the stacked shapes.
+    step, item = stacked.strides
+    windows = np.lib.stride_tricks.as_strided(stacked, (k, history, m), (step, step, item), writeable=False)
+    return np.ascontiguousarray(median(windows, axis=1))
 
 
 def _aligned_correlation(reach, template) -> tuple[float, int]:
