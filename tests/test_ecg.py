@@ -315,10 +315,10 @@ class _BlockByBlockDetector(BeatDetector):
         return similar
 
 
-def _beats_of(cls, raw, fs, sizes, prime=None):
-    detector = cls(fs, raw.shape[0])
+def _beats_of(cls, raw, fs, sizes, prime=None, settings=None):
+    detector = cls(fs, raw.shape[0], settings)
     if prime is not None:
-        primer = cls(fs, raw.shape[0])
+        primer = cls(fs, raw.shape[0], settings)
         primer.update(prime, 0)
         detector.adopt(primer)
     start, k = 0, 0
@@ -513,14 +513,13 @@ def test_threshold_search_finds_the_first_sample_above_or_not():
     floor[900:1000] = np.nan
 
     def expected(pos, limit, level, above):
-        for i in range(pos, limit):
-            theta = np.maximum(level, floor[i])
-            if (e[i] > theta) if above else (e[i] <= theta):
-                return i
-        return -1
+        theta = np.maximum(level, floor)
+        hits = np.flatnonzero(e > theta if above else e <= theta)
+        j = np.searchsorted(hits, pos)
+        return int(hits[j]) if j < hits.size and hits[j] < limit else -1
 
     for width in (1, 7, 256, 5000):
-        for level in (0.4, 0.5, 0.55):
+        for level in (0.4, 0.5, 0.55, float("nan")):
             search = _AboveThreshold(e, floor, 0.0, width)
             search.set_level(level)
             pos = 0
@@ -560,4 +559,20 @@ def test_shape_check_in_small_groups_equals_the_beat_by_beat_walk(monkeypatch, g
         ref = _beats_of(_BlockByBlockDetector, raw, fs, sizes)
         new = _beats_of(BeatDetector, raw, fs, sizes)
         assert sum(map(sum, ref.similar)) > 20
+        assert new.beats == ref.beats and new.similar == ref.similar
+
+
+@pytest.mark.parametrize("history", [1, 3, 5])
+def test_shape_check_with_other_histories_equals_the_beat_by_beat_walk(history):
+    """Shorter template histories (runs of similar beats reach a full history sooner; with one shape, a
+    dissimilar beat restarts the template at once)."""
+    fs = 1000.0
+    rec = simulate(relax_with_spasms(40.0, n_spasms=5, spasm_durations_s=(0.3, 1.0, 2.0), ecg_bpm=75.0,
+                                     ecg_uv=40.0), fs, seed=5)
+    raw = np.vstack([rec.data, 3.0 * rec.data[:, ::-1]])
+    settings = ECGSettings(history=history, min_beats=1)
+    for sizes in ((raw.shape[1],), (700, 5000)):
+        ref = _beats_of(_BlockByBlockDetector, raw, fs, sizes, settings=settings)
+        new = _beats_of(BeatDetector, raw, fs, sizes, settings=settings)
+        assert sum(map(len, ref.beats)) > 40
         assert new.beats == ref.beats and new.similar == ref.similar

@@ -331,7 +331,7 @@ class BeatDetector:
             full = k - (len(levels) - 1)
             if full:
                 # Window j of the view holds medians j..j+7; completion m ends window h + m - 7.
-                windows = np.lib.stride_tricks.sliding_window_view(history, 8, axis=1)[:, -full:]
+                windows = sliding_windows(history, 8)[:, -full:]
                 levels.append(lower_quartile_of_8(windows))
             self.noise = levels[-1][:, -1].copy()
             self._block_medians = list(history[:, -8:].T.copy())
@@ -591,10 +591,16 @@ class _AboveThreshold:
     is kept until the level changes (at each beat): the end of a run above
     the threshold, and the next crossing after a run too wide for a QRS,
     are then mostly found in it, without evaluating the threshold again.
+    The floor, which does not change with the level, is applied once for
+    the chunk: the energy where it is not above the floor is replaced by
+    -inf, so that a window's comparison is one ``>`` with the level.
     """
 
     def __init__(self, e, floor, level: float, width: int):
         self.e, self.floor, self.level, self.width = e, floor, level, width
+        # e > max(level, floor) is exactly gated > level, NaNs included (nothing is above a NaN, and a NaN
+        # is above nothing).
+        self.gated = np.where(e > floor, e, -np.inf)
         self.start = self.stop = 0  # the window whose comparison `above` holds
         self.above = None
 
@@ -609,15 +615,18 @@ class _AboveThreshold:
         while pos < limit:
             if not self.start <= pos < self.stop:
                 self.start, self.stop = pos, min(self.e.shape[0], pos + width)
-                self.above = self.e[pos:self.stop] > np.maximum(self.level, self.floor[pos:self.stop])
+                self.above = self.gated[pos:self.stop] > self.level
                 width *= 4
             end = min(limit, self.stop)
             window = self.above[pos - self.start:end - self.start]
             k = int(window.argmax() if above else window.argmin())  # the first True (False), if any
             if window[k] == above:
                 i = pos + k
-                if above or self.e[i] <= np.maximum(self.level, self.floor[i]):
+                if above:
                     return i
+                value, floor, level = float(self.e[i]), float(self.floor[i]), self.level
+                if level == level and floor == floor and (value <= level or value <= floor):
+                    return i  # at or below max(level, floor), no NaN: the usual case
                 # A NaN is neither above nor at or below the threshold: the
                 # rest of this window the long way.
                 theta = np.maximum(self.level, self.floor[i:end])
