@@ -533,17 +533,6 @@ def test_threshold_search_finds_the_first_sample_above_or_not():
                         pos = int(rng.integers(0, n))
 
 
-def test_band_pass_start_state_is_scipys():
-    from scipy import signal
-
-    from biofeedback.detect.ecg import _band_sos, _step_response_state
-
-    for fs in (250.0, 1000.0, 2048.0):
-        sos = _band_sos(ECGSettings(), fs)
-        np.testing.assert_array_equal(_step_response_state(sos), signal.sosfilt_zi(sos))
-        assert _step_response_state(sos) is _step_response_state(sos.copy())
-
-
 @pytest.mark.parametrize("group_values", [1, 20000])
 def test_shape_check_in_small_groups_equals_the_beat_by_beat_walk(monkeypatch, group_values):
     """The shape check's segments prepared a few at a time (a group per segment, or a few per group at

@@ -157,28 +157,6 @@ def _band_sos(settings: ECGSettings, fs: float) -> np.ndarray:
     return butter_sos(2, (low, high), "bandpass", fs)
 
 
-_STEP_RESPONSE_STATES: dict[bytes, np.ndarray] = {}
-
-
-def _step_response_state(sos) -> np.ndarray:
-    """``signal.sosfilt_zi(sos)`` (shape (n_sections, 2)), computed once per design.
-
-    A detector starts its band-pass in the steady state of its first sample;
-    scipy's computation (a linear solve per section) took a third of a
-    millisecond, and batch analysis makes several detectors per file. The
-    result is read-only: callers scale it into a new array.
-    """
-    key = np.ascontiguousarray(sos).tobytes()
-    state = _STEP_RESPONSE_STATES.get(key)
-    if state is None:
-        state = signal.sosfilt_zi(sos)
-        state.flags.writeable = False
-        if len(_STEP_RESPONSE_STATES) >= 64:  # a handful of (band, fs) pairs in practice
-            _STEP_RESPONSE_STATES.clear()
-        _STEP_RESPONSE_STATES[key] = state
-    return state
-
-
 class _BeatState:
     __slots__ = ("mode", "run_start", "best", "best_val", "last_beat", "peaks", "learn_max", "level")
 
@@ -268,7 +246,7 @@ class BeatDetector:
     # -- signal ------------------------------------------------------------------
     def _filter(self, raw):
         if self._zi is None:
-            base = _step_response_state(self.sos)
+            base = signal.sosfilt_zi(self.sos)
             self._zi = base[:, None, :] * raw[:, 0][None, :, None]
         band, self._zi = signal.sosfilt(self.sos, raw, axis=-1, zi=self._zi)
         energy, self._tail = window_sums_of_squares(band, self._tail)
@@ -276,7 +254,7 @@ class BeatDetector:
         np.maximum(energy, 0.0, out=energy)
         return band, energy
 
-    def _update_noise(self, energy, first_sample: int, factor: float = 1.0):
+    def _update_noise(self, energy, first_sample: int):
         """Median energy per 0.25 s block and the noise floor it sets, for one chunk at once.
 
         Parameters
@@ -285,17 +263,13 @@ class BeatDetector:
             Smoothed 5-30 Hz energy of the chunk (squared units of the input).
         first_sample : int
             Stream index of ``energy[:, 0]``.
-        factor : float
-            Multiplies the levels (once per block, before they are spread
-            over the samples).
 
         Returns
         -------
         ndarray, shape (n_channels, n)
-            ``factor`` times the background level in force at each sample:
-            the lower quartile of the medians of the last 8 blocks completed
-            *before* the piece of block that holds the sample (blocks on
-            absolute indices).
+            The background level in force at each sample: the lower quartile
+            of the medians of the last 8 blocks completed *before* the piece
+            of block that holds the sample (blocks on absolute indices).
 
         Notes
         -----
@@ -346,18 +320,9 @@ class BeatDetector:
         # of the blocks completed before the piece's start.
         starts = np.concatenate(([0], np.arange((-first_sample) % block or block, n, block)))
         which = np.searchsorted(ends, starts, side="right")
-        table = np.concatenate(levels, axis=1) if len(levels) > 1 else levels[0]
-        per_piece = factor * table[:, which]  # (n_channels, n_pieces)
-        # Spread over the pieces: the first and the last may be partial, the
-        # others are whole blocks (a broadcast copy: np.repeat copies value by value).
-        out = np.empty((n_ch, n))
-        first = min(n, starts[1]) if starts.size > 1 else n
-        whole = (n - first) // block
-        out[:, :first] = per_piece[:, :1]
-        out[:, first:first + whole * block].reshape(n_ch, whole, block)[...] = per_piece[:, 1:1 + whole, None]
-        if first + whole * block < n:
-            out[:, first + whole * block:] = per_piece[:, -1:]
-        return out
+        per_piece = np.concatenate(levels, axis=1)[:, which]  # (n_channels, n_pieces)
+        lengths = np.diff(np.append(starts, n))
+        return np.repeat(per_piece, lengths, axis=1)
 
     # -- detection -----------------------------------------------------------------
     def update(self, raw, first_sample: int) -> list[list[int]]:
@@ -382,7 +347,7 @@ class BeatDetector:
         # The threshold's noise term changes only at block boundaries (fixed
         # absolute indices), so the result does not depend on where chunks
         # end; it is computed for the whole chunk at once.
-        floor = self._update_noise(energy, first_sample, self.settings.noise_factor)
+        floor = self.settings.noise_factor * self._update_noise(energy, first_sample)
         begin = max(0, self.learn - first_sample)
         if begin < n:
             for ch in range(self.n_channels):
@@ -1106,10 +1071,12 @@ def _run_templates(shapes, segs) -> np.ndarray:
     stacked = np.concatenate([shapes, segs])
     history, m = shapes.shape
     k = segs.shape[0] + 1
-    # Window r holds rows r .. r + history - 1 of the stacked shapes.
+    # windows[r, j] holds sample j of rows r .. r + history - 1 of the stacked
+    # shapes, copied so that each lies in contiguous memory: NumPy sorts such
+    # short rows faster than strided ones.
     step, item = stacked.strides
-    windows = np.lib.stride_tricks.as_strided(stacked, (k, history, m), (step, step, item), writeable=False)
-    return np.ascontiguousarray(median(windows, axis=1))
+    windows = np.lib.stride_tricks.as_strided(stacked, (k, m, history), (step, item, step), writeable=False)
+    return median(np.ascontiguousarray(windows), axis=-1)
 
 
 def _aligned_correlation(reach, template) -> tuple[float, int]:
