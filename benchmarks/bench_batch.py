@@ -51,14 +51,16 @@ at 2 kHz:
     file with ``pandas.read_csv(path, comment="#")``, call the peer on every
     channel column, writing nothing (``analyze`` writes its tables and
     report). ``fs`` is passed on the command line (a user reads it from the
-    comment line). The script is run, wall clock from start to exit, on no
-    file (its start-up, once per layout) and on two files; the batch's time
-    is the start-up plus the batch's file count times the cost of one file
-    (half the difference), so NeuroKit2 is not run for an hour of
-    recording at every length. Peak memory is that of the two-file run,
-    sampled as for ``analyze``. At 60 min, unless ``--externals-at-60``, the
-    cost of one file is extrapolated linearly through its 1 and 10 min
-    costs, or from the 10 min cost alone if 1 min was not run.
+    comment line). Wall clock from start to exit, peak memory sampled as for
+    ``analyze``. The script runs on the whole batch when the peer's
+    in-memory time for it is at most ``DIRECT_PEER_S``; a slower peer
+    (NeuroKit2 takes minutes for an hour of recording) runs on two of the
+    files, and the batch's time is its start-up (the script on no file,
+    timed once) plus the batch's file count times the cost of one file
+    (the two-file run less the start-up, halved). At 60 min, unless
+    ``--externals-at-60``, a slow peer's cost of one file is extrapolated
+    linearly through its 1 and 10 min costs, or from the 10 min cost alone
+    if 1 min was not run.
 
   The speed-up of each row is ``analyze --jobs 1`` (same batch, end to
   end) against that row; the Targets section gives a verdict for both.
@@ -99,6 +101,9 @@ TARGET_BIOSPPY = 5.0
 TARGET_FLOOR = 3.0
 TARGET_READ_MBS = 50.0
 TARGET_RSS_MB = 300.0
+#: A peer's end-to-end script runs on the whole batch when its in-memory time for the batch is
+#: at most this (seconds); slower ones (NeuroKit2) run on two files and are extrapolated.
+DIRECT_PEER_S = 90.0
 
 
 def run_analyze(files, out_dir, jobs):
@@ -329,17 +334,24 @@ def main(argv=None):
                                  faster(speedup) + (f"; {note}" if note else "")])
                     checks.append((name, layout, minutes, speedup))
 
-                    # End to end: the peer's script, every channel; its start-up plus n_files
-                    # times the cost of one file, measured on two (see the module docstring).
+                    # End to end: the peer's script on the batch, every channel; run on the whole
+                    # batch when that is quick, else start-up + n_files x the cost of one file of a
+                    # 2-file run (see the module docstring).
                     measured = peer_e2e.setdefault((layout, name), {})
                     one = total = None
-                    if minutes >= 60 and not args.externals_at_60 and 10.0 in measured:
+                    slow = t * n_files > DIRECT_PEER_S  # its in-memory time for the batch
+                    if slow and minutes >= 60 and not args.externals_at_60 and 10.0 in measured:
                         per_file, note = extrapolate(measured, minutes)
+                        wall = startup[name] + n_files * per_file
                     else:
-                        wall, one, total, status = run_peer(name, batch[:2], fs)
-                        per_file = measured[minutes] = max(0.0, wall - startup[name]) / 2
-                        note = "start-up + per file of a 2-file run" + ("" if status == 0 else f"; exit {status}")
-                    wall = startup[name] + n_files * per_file
+                        files = batch[:2] if slow else batch
+                        wall, one, total, status = run_peer(name, files, fs)
+                        per_file = measured[minutes] = max(0.0, wall - startup[name]) / len(files)
+                        note = f"{len(files)} files, fresh interpreter"
+                        if len(files) < n_files:
+                            wall = startup[name] + n_files * per_file
+                            note = f"start-up + {n_files} x a file of a 2-file run"
+                        note += "" if status == 0 else f"; exit {status}"
                     speedup = per_hour(wall, minutes, n_files) / e2e
                     rows.append([layout, f"{minutes:g}", f"{name}, end to end ({n_files} files)",
                                  f"{per_hour(wall, minutes, n_files):.1f}", "" if one is None else f"{one:.0f}",

@@ -50,7 +50,7 @@ from scipy import signal
 from biofeedback.core.types import Chunk, StreamInfo
 from biofeedback.dsp.base import Stage
 from biofeedback.dsp.envelope import window_sums_of_squares
-from biofeedback.dsp.filters import FilterCascade, butter_sos
+from biofeedback.dsp.filters import FilterCascade, butter_sos, steady_state_zi
 from biofeedback.dsp.stats import lower_quartile_of_8, median, sliding_windows, small_median
 from biofeedback.errors import ParameterError
 
@@ -246,7 +246,7 @@ class BeatDetector:
     # -- signal ------------------------------------------------------------------
     def _filter(self, raw):
         if self._zi is None:
-            base = signal.sosfilt_zi(self.sos)
+            base = steady_state_zi(self.sos)
             self._zi = base[:, None, :] * raw[:, 0][None, :, None]
         band, self._zi = signal.sosfilt(self.sos, raw, axis=-1, zi=self._zi)
         energy, self._tail = window_sums_of_squares(band, self._tail)

@@ -59,7 +59,7 @@ from scipy import signal
 
 from biofeedback.core.types import Event, StreamInfo
 from biofeedback.detect.ecg import BeatDetector, ECGSettings, probe_beats, regular_runs
-from biofeedback.dsp.filters import butter_sos, mains_harmonics
+from biofeedback.dsp.filters import butter_sos, mains_harmonics, steady_state_zi
 from biofeedback.errors import ParameterError
 
 #: Kinds of quality events.
@@ -258,7 +258,7 @@ class QualityMonitor:
     def _filter(self, name, sos, x):
         zi = self._zi.get(name)
         if zi is None:
-            zi = signal.sosfilt_zi(sos)[:, None, :] * x[:, 0][None, :, None]
+            zi = steady_state_zi(sos)[:, None, :] * x[:, 0][None, :, None]
         y, self._zi[name] = signal.sosfilt(sos, x, axis=-1, zi=zi)
         return y
 
