@@ -562,6 +562,60 @@ def test_malformed_numbers_are_errors(tmp_path, field):
     one_line(exc)
 
 
+# Numbers whose mantissa (sign and exponent left out, point included) has at
+# most 8 bytes: the parser's one-word path (csv_io._short_mantissas).
+short_number_text = st.one_of(
+    st.integers(min_value=-99_999_999, max_value=99_999_999).map(str),
+    st.floats(min_value=-9999, max_value=9999).map(lambda v: f"{v:.2f}"),
+    st.floats(min_value=-1, max_value=1).map(lambda v: f"{v:.6f}"),
+    st.floats(min_value=-9_999_999, max_value=9_999_999).map(lambda v: f"{v:.0f}."),
+    st.floats(min_value=0, max_value=0.9).map(lambda v: f"{v:.7f}"[1:]),
+    st.floats(min_value=-1e3, max_value=1e3).map(lambda v: f"{v:.3e}"),
+    st.sampled_from(["0", "-0", "+0", "-0.00", ".5", "5.", "+7", "00000000", "99999999", "-9999999.", "1e22",
+                     "1e-22", "12345678e-30", "1.5E+3", "-.0"]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(short_number_text, min_size=2, max_size=2), min_size=1, max_size=40),
+       st.sampled_from([b",", b";", b"\t"]))
+def test_one_word_mantissas_equal_python_float(table, sep):
+    buf = b"".join(sep.join(v.encode() for v in r) + b"\n" for r in table)
+    parsed = csv_io._parse_fast(buf, sep[0], 2)
+    expected = np.array([[float(v) for v in r] for r in table])
+    assert parsed is not None
+    assert np.array_equal(parsed, expected)
+    assert np.array_equal(np.signbit(parsed), np.signbit(expected))
+
+
+@pytest.mark.parametrize("field", ["1.2.3", "..", ".", "-.", "+.", "-", "1.5.", "1e.5", ".e5", "1.2e3.4", "12.3-4",
+                                   "1+2", "1.-2", "", "12345678.9.1"])
+def test_fast_parser_declines_malformed_fields(field):
+    # Declined blocks go to numpy.loadtxt and the error explanation.
+    assert csv_io._parse_fast(f"1.5;{field}\n2;3\n".encode(), ord(";"), 2) is None
+
+
+@pytest.mark.parametrize("where", [0, 70_000, (1 << 20) - 1, 1 << 20, 1_500_000])
+@pytest.mark.parametrize("byte", [b"\x00", b"\n", b"\r"])
+def test_start_of_file_checked_in_pieces_as_one_mebibyte(tmp_path, where, byte):
+    content = bytearray(b"1" * 1_600_000)
+    content[where] = byte[0]
+    path = write(tmp_path, bytes(content), "f.csv")
+    with open(path, "rb") as fh:
+        head = fh.read(csv_io._HEAD_PIECE)
+        kinds = csv_io._byte_kinds_at_start(fh, head)
+        assert fh.tell() == len(head)
+    first_mib = bytes(content[:1 << 20])
+    assert kinds == (b"\x00" in first_mib, b"\n" in first_mib, b"\r" in first_mib)
+
+
+def test_nul_byte_after_the_first_read_is_still_binary(tmp_path):
+    text = "".join(f"{i},{i}\n" for i in range(20000)).encode()
+    with pytest.raises(InputFileError) as exc:
+        read_csv(write(tmp_path, text[:150_000] + b"\x00" + text[150_000:]), fs=10)
+    assert "binary" in one_line(exc)
+
+
 # ---------------------------------------------------------------------------
 # writers
 # ---------------------------------------------------------------------------

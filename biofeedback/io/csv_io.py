@@ -86,7 +86,13 @@ BLOCK_BYTES = 128 << 10
 #: faults. Measured in bench_batch's process, 1 channel + time at 1 kHz (6.5
 #: bytes a field, 1 min file): 128 KiB blocks (20 Ki fields) read at 33-46
 #: MB/s with ~4000 page faults per read, 16 Ki fields about the same, 12 Ki
-#: fields (96 KiB arrays) at 60-83 MB/s with almost none.
+#: fields (96 KiB arrays) at 60-83 MB/s with almost none. Faults also come
+#: from glibc trimming the top of the heap when the temporaries freed there
+#: exceed its trim threshold (1.2-1.5 MB in a process that has run an
+#: analysis): the next block faults the pages back in. With the one-word
+#: mantissa path the parser's peak at 12 Ki fields is ~1.1 MB (2.2 MB
+#: before), and a 1 min file read after an analysis went from ~4000 faults
+#: to none; 16 Ki fields brought some back.
 _BLOCK_FIELDS = 12 << 10
 
 UNKNOWN_UNITS = "a.u."
@@ -340,6 +346,44 @@ def _split_name_unit(name: str) -> tuple[str, str]:
     return name, ""
 
 
+#: Bytes at the start of a file checked for NUL bytes (binary content) and
+#: for the kind of line end.
+_CHECKED_START = 1 << 20
+#: Bytes read at a time for that check and for the first rows: one read of
+#: the whole MiB took ~0.4 ms against ~0.06 ms in pieces (a fresh 1 MiB
+#: buffer is page-faulted in every time), as much as parsing a block.
+_HEAD_PIECE = 1 << 16
+
+
+def _byte_kinds_at_start(fh, head: bytes) -> tuple[bool, bool, bool]:
+    """Whether the first :data:`_CHECKED_START` bytes of a file hold NUL, LF, CR.
+
+    Parameters
+    ----------
+    fh : binary file
+        Positioned just after ``head``; left there.
+    head : bytes
+        The file's first bytes.
+
+    Returns
+    -------
+    (has_nul, has_lf, has_cr) : tuple of bool
+    """
+    has_nul, has_lf, has_cr = b"\x00" in head, b"\n" in head, b"\r" in head
+    start = fh.tell()
+    checked = len(head)
+    while checked < _CHECKED_START:
+        piece = fh.read(min(_HEAD_PIECE, _CHECKED_START - checked))
+        if not piece:
+            break
+        checked += len(piece)
+        has_nul = has_nul or b"\x00" in piece
+        has_lf = has_lf or b"\n" in piece
+        has_cr = has_cr or b"\r" in piece
+    fh.seek(start)
+    return has_nul, has_lf, has_cr
+
+
 def _scan_head(path, delimiter) -> _Layout:
     """Read the start of the file: comments, header, delimiter, columns."""
     p = Path(path)
@@ -358,12 +402,13 @@ def _scan_head(path, delimiter) -> _Layout:
         raise InputFileError(spath, "file is empty (no header, no data rows)")
     known, delim = _normalise_delimiter(delimiter)
     with fh:
-        head = fh.read(1 << 20)
-        if b"\x00" in head:
+        head = fh.read(_HEAD_PIECE)
+        has_nul, has_lf, has_cr = _byte_kinds_at_start(fh, head)
+        if has_nul:
             raise InputFileError(spath, "looks like a binary file (NUL bytes), expected delimited text")
         bom = 3 if head.startswith(b"\xef\xbb\xbf") else 0
         # Old Mac files end lines with CR only; treat CR as the line end then.
-        newline = b"\r" if (b"\n" not in head and b"\r" in head) else b"\n"
+        newline = b"\r" if (not has_lf and has_cr) else b"\n"
         comments: list[str] = []
         rows: list[tuple[int, int, int, str]] = []  # (line_no, start, end, text)
         pos, line_no = bom, 0
@@ -653,11 +698,16 @@ _M3 = _U64(0x00000000FFFFFFFF)
 # just before the end position).
 _KEEP = np.array([0] + [((1 << 64) - 1) ^ ((1 << (8 * (8 - n))) - 1) for n in range(1, 9)], dtype=np.uint64)
 # Dropping the decimal point from the 8-byte word that ends a mantissa, by
-# the number of digits after the point (index -1, i.e. 8: no point):
+# the number of digits after the point (index 8, or -1: no point):
 # _FRACTION[k] keeps the k digits after the point, _BEFORE_POINT[k] the
 # bytes before it (shifted up one byte, over the point).
 _FRACTION = np.concatenate((_KEEP[:8], [~_U64(0)])).astype(np.uint64)
 _BEFORE_POINT = np.concatenate((~_KEEP[1:9], [_U64(0)])).astype(np.uint64)
+# In a byte of ``word ^ _ASCII_ZEROS``, bit 4 is set for the point ('.' is
+# 0x2E, 0x1E after the XOR) and clear for a digit (0..9). Signs and exponent
+# letters would set it too, but _parse_fast rules them out of the mantissa
+# before looking for points.
+_POINT_BITS = _U64(0x1010101010101010)
 _POW10_U = np.array([10 ** k for k in range(20)], dtype=np.uint64)
 _POW10_F = 10.0 ** np.arange(23)
 _EXACT_INT = 2 ** 53
@@ -665,15 +715,29 @@ _PAD = 16
 
 
 def _swar8(words: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Value of the last ``lengths`` ASCII digits of each 8-byte word.
+    """Value of the last ``lengths`` ASCII digits of each 8-byte word."""
+    return _combine_digit_bytes((words ^ _ASCII_ZEROS) & _KEEP[lengths])
 
-    Three multiply-shift steps combine digit pairs, then pairs of pairs,
-    then the two 4-digit halves (classic SIMD-within-a-register decoding).
+
+# (multiplier, shift, mask) of the steps of _combine_digit_bytes.
+_COMBINE_STEPS = ((_U64(10), _U64(8), _M1), (_U64(100), _U64(16), _M2), (_U64(10000), _U64(32), _M3))
+
+
+def _combine_digit_bytes(w: np.ndarray) -> np.ndarray:
+    """Value of the 8 digits held one per byte (0-9, not ASCII) in each word.
+
+    The last byte in memory (the most significant, little-endian) is the
+    units digit. Three multiply-shift steps combine digit pairs, then pairs
+    of pairs, then the two 4-digit halves (classic SIMD-within-a-register
+    decoding): ``w = (w * 10 + (w >> 8)) & _M1`` and so on, done in place,
+    so ``w`` (uint64) is overwritten by the result.
     """
-    w = (words ^ _ASCII_ZEROS) & _KEEP[lengths]
-    w = (w * _U64(10) + (w >> _U64(8))) & _M1
-    w = (w * _U64(100) + (w >> _U64(16))) & _M2
-    return (w * _U64(10000) + (w >> _U64(32))) & _M3
+    for multiplier, shift, mask in _COMBINE_STEPS:
+        higher = w >> shift
+        w *= multiplier
+        w += higher
+        w &= mask
+    return w
 
 
 def _digits_value(words_at, end: np.ndarray, length: np.ndarray) -> np.ndarray:
@@ -767,7 +831,8 @@ def _parse_fast(buf: bytes, delim: int | None, nf: int) -> np.ndarray | None:
         # Field of a byte inside a field: the fields begun up to it, less one.
         field_bounds, field_shift = edges[:-1] == 1, -1
     else:
-        sep = (b == delim) | is_nl
+        sep = is_nl  # newlines and, from here on, delimiters (one array less at the peak)
+        sep |= b == delim
         seps = np.flatnonzero(sep)
         n_fields = seps.size
         if n_fields != n_lines * nf or not np.all(b[seps[nf - 1::nf]] == 10):
@@ -787,16 +852,15 @@ def _parse_fast(buf: bytes, delim: int | None, nf: int) -> np.ndarray | None:
             if rs.size != n_fields or not (np.all(rs >= starts) and np.all(re_ <= seps)):
                 return None
         else:
+            # An empty field (re_ == rs) has no digit: rejected with the mantissas.
             rs, re_ = starts, seps
-            if not np.all(re_ > rs):
-                return None
 
     first = b[rs]
     neg = first == 45
     signed = neg | (first == 43)
     ms = rs + signed  # mantissa start
-    mend = re_.copy()  # mantissa end (exclusive)
-    exp10 = np.zeros(n_fields, np.int64)
+    mend = re_  # mantissa end (exclusive); before the exponent when there is one
+    exp10 = None
 
     n_e = int(np.count_nonzero(b == 101) + np.count_nonzero(b == 69))
     n_exp_signs = 0
@@ -828,7 +892,9 @@ def _parse_fast(buf: bytes, delim: int | None, nf: int) -> np.ndarray | None:
                 return None
             ev[sel] = ev[sel] * 10 + (ch - 48)
         ev[after == 45] *= -1
+        exp10 = np.zeros(n_fields, np.int64)
         exp10[fe] = ev
+        mend = re_.copy()
         mend[fe] = qe
         n_exp_signs = int(np.count_nonzero(esign))
 
@@ -836,50 +902,146 @@ def _parse_fast(buf: bytes, delim: int | None, nf: int) -> np.ndarray | None:
     if int(np.count_nonzero(b == 45) + np.count_nonzero(b == 43)) != int(np.count_nonzero(signed)) + n_exp_signs:
         return None
 
-    dot = mend.copy()  # no point: the integer part runs to the mantissa end
     n_dot = int(np.count_nonzero(b == 46))
+    padded = b"0" * _PAD + buf
+    words_at = np.ndarray((len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
+    span = mend - ms  # mantissa bytes, point included
+    if int(span.max()) <= 8:
+        # Nearly every recording ("12.85", "-0.001", "59.999"): each mantissa
+        # lies in the one word that ends it, and its point is found there,
+        # without the passes over the block's bytes of the general case.
+        short = _short_mantissas(words_at, mend, span, n_dot)
+        if short is None:
+            return None
+        m, n_frac = short
+        slow = None  # at most 8 digits: m is exact
+    else:
+        dot = _point_positions(b, field_bounds, field_shift, ms, mend, n_dot)
+        if dot is None:
+            return None
+        n_int = dot - ms
+        n_frac = np.maximum(mend - dot - 1, 0)
+        n_dig = n_int + n_frac
+        if np.any(n_dig < 1):
+            return None
+        slow = (n_int > 16) | (n_frac > 16) | (n_dig > 19)
+        m = _mantissa_value(words_at, ms, dot, mend, n_int, n_frac)
+        slow |= m > _U64(_EXACT_INT)
+    mf = m.astype(np.float64)
+    # m exact (< 2**53) and 10**|e| exact (|e| <= 22): one multiplication or
+    # division is correctly rounded, the same double as float().
+    if n_e:
+        e10 = exp10 - n_frac
+        far = np.abs(e10) > 22
+        slow = far if slow is None else slow | far
+        val = np.where(e10 >= 0, mf * _POW10_F[np.clip(e10, 0, 22)], mf / _POW10_F[np.clip(-e10, 0, 22)])
+    else:  # no exponent: e10 = -n_frac <= 0 (more than 16 digits after the point: slow already)
+        val = mf / _POW10_F[np.minimum(n_frac, 22)]
+    # Times -1.0 is exact, and far faster than a masked negation.
+    val *= np.where(neg, -1.0, 1.0)
+    if slow is not None:
+        slow_idx = np.flatnonzero(slow)
+        if slow_idx.size:
+            if slow_idx.size > max(64, n_fields // 16):
+                return None
+            for i in slow_idx:
+                val[i] = float(buf[rs[i]:re_[i]])
+    return val.reshape(n_lines, nf)
+
+
+def _short_mantissas(words_at, mend: np.ndarray, span: np.ndarray,
+                     n_dot: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Value and digits after the point of mantissas of at most 8 bytes.
+
+    Parameters
+    ----------
+    words_at : ndarray of uint64
+        The block's bytes after :data:`_PAD` ASCII zeros, as the 8-byte word
+        starting at every offset.
+    mend : ndarray of int, shape (n_fields,)
+        Offset in the block just after each mantissa (before an exponent).
+    span : ndarray of int, shape (n_fields,)
+        Bytes of each mantissa, point included, at most 8; no sign.
+    n_dot : int
+        Points in the whole block.
+
+    Returns
+    -------
+    (m, n_frac) or None
+        ``m`` (uint64, shape (n_fields,)): the mantissa digits as an
+        integer, the point left out; ``n_frac`` (int, shape (n_fields,)):
+        digits after the point. None when a point is not in a mantissa
+        (``1e.5``), a mantissa has two points or no digit.
+
+    Notes
+    -----
+    The caller has ruled out signs and exponent letters inside mantissas,
+    so a mantissa byte is a digit or a point, told apart by bit 4 (see
+    :data:`_POINT_BITS`). ``m`` is the integer :func:`_mantissa_value` gives.
+    """
+    # In place where it can be: fewer block-sized temporaries keep the
+    # parser's peak memory, and so the heap's growth and trimming, down.
+    digits = words_at[mend + (_PAD - 8)]
+    digits ^= _ASCII_ZEROS
+    digits &= _KEEP[span]
+    points = digits & _POINT_BITS
+    # As many words with a point as points in the block, none with two (x &
+    # (x - 1) clears the lowest bit): every point is in a mantissa, at most
+    # one in each. And each mantissa has a digit.
+    if (int(np.count_nonzero(points)) != n_dot or np.any(points & (points - _U64(1)))
+            or np.any(span <= (points != 0))):
+        return None
+    # Byte j (0-7) of the point, from the exponent of its one bit as a float:
+    # 2**(8j + 4) = 0.5 * 2**(8j + 5); frexp(0) gives 0, so j = -1 then.
+    _, exponent = np.frexp(points.astype(np.float64))
+    after_point = 7 - ((exponent - 5) >> 3)  # 8 without a point: the tables' last entry
+    before_point = digits & _BEFORE_POINT[after_point]
+    digits &= _FRACTION[after_point]
+    before_point <<= _U64(8)
+    digits |= before_point
+    return _combine_digit_bytes(digits), after_point & 7  # 8 (no point) -> 0 digits after it
+
+
+def _point_positions(b: np.ndarray, field_bounds: np.ndarray, field_shift: int, ms: np.ndarray,
+                     mend: np.ndarray, n_dot: int) -> np.ndarray | None:
+    """Offset of each field's point, for mantissas of any length.
+
+    Parameters
+    ----------
+    b : ndarray of uint8
+        The block's bytes.
+    field_bounds : ndarray of bool, shape like ``b``
+        Bytes that end a field (delimiters, newlines; ``field_shift`` 0) or
+        begin one (whitespace-separated rows; ``field_shift`` -1).
+    field_shift : int
+        Added to the running count of ``field_bounds`` to give a byte's field.
+    ms, mend : ndarray of int, shape (n_fields,)
+        Start and end (exclusive) of each mantissa.
+    n_dot : int
+        Points in the whole block.
+
+    Returns
+    -------
+    ndarray of int, shape (n_fields,), or None
+        The point's offset, or the mantissa end when there is none; None when
+        a point is outside the mantissas or two share one.
+    """
+    dot = mend.copy()  # no point: the integer part runs to the mantissa end
     if n_dot:
         dp = np.flatnonzero(b == 46)
-        if n_dot == n_fields and np.all((dp >= ms) & (dp < mend)):
+        if n_dot == ms.size and np.all((dp >= ms) & (dp < mend)):
             dot = dp
         else:
             # Some fields have no point (whole seconds in a time column): find
             # the field of each point by counting field boundaries, one pass
             # over the bytes instead of a binary search per point.
             fd = np.cumsum(field_bounds, dtype=np.intp)[dp] + field_shift
-            if np.any(fd >= n_fields) or np.any(np.diff(fd) == 0):
+            if np.any(fd >= ms.size) or np.any(np.diff(fd) == 0):
                 return None
             if not np.all((dp >= ms[fd]) & (dp < mend[fd])):
                 return None
             dot[fd] = dp
-    n_int = dot - ms
-    n_frac = np.maximum(mend - dot - 1, 0)
-    n_dig = n_int + n_frac
-    if np.any(n_dig < 1):
-        return None
-
-    slow = (n_int > 16) | (n_frac > 16) | (n_dig > 19)
-    padded = b"0" * _PAD + buf
-    words_at = np.ndarray((len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
-    m = _mantissa_value(words_at, ms, dot, mend, n_int, n_frac)
-    e10 = exp10 - n_frac
-    slow |= (m > _U64(_EXACT_INT)) | (np.abs(e10) > 22)
-    mf = m.astype(np.float64)
-    # m exact (< 2**53) and 10**|e| exact (|e| <= 22): one multiplication or
-    # division is correctly rounded, the same double as float().
-    if n_e:
-        val = np.where(e10 >= 0, mf * _POW10_F[np.clip(e10, 0, 22)], mf / _POW10_F[np.clip(-e10, 0, 22)])
-    else:  # no exponent: e10 = -n_frac <= 0
-        val = mf / _POW10_F[np.minimum(n_frac, 22)]
-    # Times -1.0 is exact, and far faster than a masked negation.
-    val *= np.where(neg, -1.0, 1.0)
-    slow_idx = np.flatnonzero(slow)
-    if slow_idx.size:
-        if slow_idx.size > max(64, n_fields // 16):
-            return None
-        for i in slow_idx:
-            val[i] = float(buf[rs[i]:re_[i]])
-    return val.reshape(n_lines, nf)
+    return dot
 
 
 # ---------------------------------------------------------------------------
