@@ -486,6 +486,35 @@ def test_iter_csv_equals_read_csv(tmp_path, monkeypatch, chunk):
     np.testing.assert_array_equal(np.concatenate([c.data for c in chunks], axis=1), rec.data)
 
 
+@pytest.mark.parametrize("chunk", [1, 7, 999, 1000, 1001, 2500, 4096])
+def test_multichannel_chunks_with_cues_equal_the_whole_read(tmp_path, monkeypatch, chunk):
+    # Blocks of ~20 rows, so chunks are cut from many blocks, inside blocks and at their edges.
+    monkeypatch.setattr(csv_io, "BLOCK_BYTES", 700)
+    path = tmp_path / "rec.csv"
+    write_recording(path, recording(n=3000), float_format="%.17g")
+    whole = read_csv(path)
+    info, chunks = iter_csv(path, chunk_samples=chunk)
+    chunks = list(chunks)
+    assert [c.first_sample for c in chunks] == list(range(0, 3000, chunk))
+    assert all(c.n_samples == chunk for c in chunks[:-1]) and 0 < chunks[-1].n_samples <= chunk
+    assert all(c.data.flags.c_contiguous for c in chunks)
+    assert np.array_equal(np.concatenate([c.data for c in chunks], axis=1), whole.data)
+    assert np.concatenate([c.layers["cues"][0] for c in chunks]).tolist() == whole.cues.tolist()
+
+
+def test_take_front_equals_joining_then_slicing():
+    rng = np.random.default_rng(5)
+    pieces = [rng.normal(size=(3, k)) for k in (4, 1, 6, 3)]
+    joined = np.concatenate(pieces, axis=1)
+    parts, start = list(pieces), 0
+    for n in (2, 2, 5, 1, 4):
+        np.testing.assert_array_equal(csv_io._take_front(parts, n), joined[:, start:start + n])
+        start += n
+    assert parts == [] and start == joined.shape[1]
+    cues = [np.array(["a", "b"]), np.array(["c"])]
+    assert csv_io._take_front(cues, 3).tolist() == ["a", "b", "c"] and cues == []
+
+
 def test_streamed_file_larger_than_block(tmp_path, monkeypatch):
     # ~1.2 MB streamed through 4 KiB blocks: hundreds of block boundaries.
     monkeypatch.setattr(csv_io, "BLOCK_BYTES", 4096)

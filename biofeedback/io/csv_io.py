@@ -913,8 +913,8 @@ def _parse_fast(buf: bytes, delim: int | None, nf: int) -> np.ndarray | None:
         short = _short_mantissas(words_at, mend, span, n_dot)
         if short is None:
             return None
-        m, n_frac = short
-        slow = None  # at most 8 digits: m is exact
+        mantissa, n_frac = short
+        slow = None  # at most 8 digits: exact
     else:
         dot = _point_positions(b, field_bounds, field_shift, ms, mend, n_dot)
         if dot is None:
@@ -925,18 +925,21 @@ def _parse_fast(buf: bytes, delim: int | None, nf: int) -> np.ndarray | None:
         if np.any(n_dig < 1):
             return None
         slow = (n_int > 16) | (n_frac > 16) | (n_dig > 19)
-        m = _mantissa_value(words_at, ms, dot, mend, n_int, n_frac)
-        slow |= m > _U64(_EXACT_INT)
-    mf = m.astype(np.float64)
-    # m exact (< 2**53) and 10**|e| exact (|e| <= 22): one multiplication or
-    # division is correctly rounded, the same double as float().
+        mantissa = _mantissa_value(words_at, ms, dot, mend, n_int, n_frac)
+        slow |= mantissa > _U64(_EXACT_INT)
+        mantissa = mantissa.astype(np.float64)
+    # mantissa exact (< 2**53) and 10**|e| exact (|e| <= 22): one
+    # multiplication or division is correctly rounded, the same double as
+    # float().
     if n_e:
         e10 = exp10 - n_frac
         far = np.abs(e10) > 22
         slow = far if slow is None else slow | far
-        val = np.where(e10 >= 0, mf * _POW10_F[np.clip(e10, 0, 22)], mf / _POW10_F[np.clip(-e10, 0, 22)])
+        val = np.where(e10 >= 0, mantissa * _POW10_F[np.clip(e10, 0, 22)],
+                       mantissa / _POW10_F[np.clip(-e10, 0, 22)])
     else:  # no exponent: e10 = -n_frac <= 0 (more than 16 digits after the point: slow already)
-        val = mf / _POW10_F[np.minimum(n_frac, 22)]
+        val = mantissa
+        val /= _POW10_F[np.minimum(n_frac, 22)]
     # Times -1.0 is exact, and far faster than a masked negation.
     val *= np.where(neg, -1.0, 1.0)
     if slow is not None:
@@ -967,39 +970,70 @@ def _short_mantissas(words_at, mend: np.ndarray, span: np.ndarray,
 
     Returns
     -------
-    (m, n_frac) or None
-        ``m`` (uint64, shape (n_fields,)): the mantissa digits as an
-        integer, the point left out; ``n_frac`` (int, shape (n_fields,)):
-        digits after the point. None when a point is not in a mantissa
-        (``1e.5``), a mantissa has two points or no digit.
+    (mantissa, n_frac) or None
+        ``mantissa`` (float64, shape (n_fields,)): the mantissa digits as an
+        integer (exact: below 10**8), the point left out; ``n_frac`` (int,
+        shape (n_fields,)): digits after the point. None when a point is not
+        in a mantissa (``1e.5``), a mantissa has two points or no digit.
 
     Notes
     -----
     The caller has ruled out signs and exponent letters inside mantissas,
     so a mantissa byte is a digit or a point, told apart by bit 4 (see
-    :data:`_POINT_BITS`). ``m`` is the integer :func:`_mantissa_value` gives.
+    :data:`_POINT_BITS`). ``mantissa`` is the integer :func:`_mantissa_value`
+    gives.
     """
-    # In place where it can be: fewer block-sized temporaries keep the
-    # parser's peak memory, and so the heap's growth and trimming, down.
+    # In place, and the temporaries in helpers that free them on return: the
+    # parser's peak memory, and so the heap's growth and trimming, stays low.
     digits = words_at[mend + (_PAD - 8)]
     digits ^= _ASCII_ZEROS
     digits &= _KEEP[span]
+    after_point = _digits_after_point(digits, span, n_dot)
+    if after_point is None:
+        return None
+    _drop_point(digits, after_point)
+    mantissa = _combine_digit_bytes(digits).astype(np.float64)
+    return mantissa, after_point & 7  # 8 (no point) -> 0 digits after it
+
+
+def _digits_after_point(digits: np.ndarray, span: np.ndarray, n_dot: int) -> np.ndarray | None:
+    """Digits after the point of one-word mantissas, checking the points.
+
+    Parameters
+    ----------
+    digits : ndarray of uint64, shape (n_fields,)
+        Each mantissa's word XOR :data:`_ASCII_ZEROS`, bytes before the
+        mantissa zeroed: digit values, and 0x1E for the point.
+    span, n_dot
+        As in :func:`_short_mantissas`.
+
+    Returns
+    -------
+    ndarray of int32, shape (n_fields,), or None
+        0-7, or 8 for a mantissa without a point (the last entry of
+        :data:`_FRACTION` and :data:`_BEFORE_POINT`). None when a point of
+        the block is outside the mantissas, or a mantissa has two points or
+        no digit.
+    """
     points = digits & _POINT_BITS
-    # As many words with a point as points in the block, none with two (x &
-    # (x - 1) clears the lowest bit): every point is in a mantissa, at most
-    # one in each. And each mantissa has a digit.
-    if (int(np.count_nonzero(points)) != n_dot or np.any(points & (points - _U64(1)))
-            or np.any(span <= (points != 0))):
+    # As many words with a point as points in the block: as the mantissas do
+    # not overlap, every point is then in a mantissa, one at most in each.
+    # And each mantissa has a digit.
+    if int(np.count_nonzero(points)) != n_dot or np.any(span <= (points != 0)):
         return None
     # Byte j (0-7) of the point, from the exponent of its one bit as a float:
     # 2**(8j + 4) = 0.5 * 2**(8j + 5); frexp(0) gives 0, so j = -1 then.
-    _, exponent = np.frexp(points.astype(np.float64))
-    after_point = 7 - ((exponent - 5) >> 3)  # 8 without a point: the tables' last entry
+    exponent = np.frexp(points.astype(np.float64))[1]
+    return 7 - ((exponent - 5) >> 3)
+
+
+def _drop_point(digits: np.ndarray, after_point: np.ndarray) -> None:
+    """Take the point out of each word, in place: the bytes before it move
+    up one byte, over it (``after_point`` as :func:`_digits_after_point` gives)."""
     before_point = digits & _BEFORE_POINT[after_point]
     digits &= _FRACTION[after_point]
     before_point <<= _U64(8)
     digits |= before_point
-    return _combine_digit_bytes(digits), after_point & 7  # 8 (no point) -> 0 digits after it
 
 
 def _point_positions(b: np.ndarray, field_bounds: np.ndarray, field_shift: int, ms: np.ndarray,
@@ -1482,7 +1516,7 @@ def iter_csv(
 
 def _rechunk(stream: _CsvStream, size: int) -> Iterator[Chunk]:
     info = stream.info
-    parts: list[np.ndarray] = []
+    parts: list[np.ndarray] = []  # parsed blocks not yet handed out, oldest first
     cue_parts: list[np.ndarray] = []
     held = 0
     first = 0
@@ -1497,21 +1531,43 @@ def _rechunk(stream: _CsvStream, size: int) -> Iterator[Chunk]:
         if with_cues:
             cue_parts.append(cues)
         held += data.shape[1]
-        if held < size:
-            continue
-        data = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
-        cues_all = (np.concatenate(cue_parts) if len(cue_parts) > 1 else cue_parts[0]) if with_cues else None
-        n_full = (data.shape[1] // size) * size
-        for s in range(0, n_full, size):
-            yield emit(data[:, s:s + size], cues_all[s:s + size] if with_cues else None)
+        while held >= size:
+            yield emit(_take_front(parts, size), _take_front(cue_parts, size) if with_cues else None)
             first += size
-        parts = [data[:, n_full:]] if n_full < data.shape[1] else []
-        cue_parts = [cues_all[n_full:]] if with_cues and n_full < data.shape[1] else []
-        held = data.shape[1] - n_full
+            held -= size
     if held:
-        data = np.concatenate(parts, axis=1)
-        cues_all = np.concatenate(cue_parts) if with_cues else None
-        yield emit(data, cues_all)
+        yield emit(_take_front(parts, held), _take_front(cue_parts, held) if with_cues else None)
+
+
+def _take_front(parts: list[np.ndarray], n: int) -> np.ndarray:
+    """Remove the first ``n`` samples (along the last axis) from ``parts``.
+
+    Parameters
+    ----------
+    parts : list of ndarray
+        Consecutive pieces, shape ``(n_channels, k)`` or ``(k,)``, holding
+        at least ``n`` samples together; the list is shortened in place.
+    n : int
+        Samples to take.
+
+    Returns
+    -------
+    ndarray
+        The ``n`` samples: one piece's view, or the pieces joined. Only the
+        samples of one chunk are copied (joining all held blocks first and
+        then copying each chunk out of that copied 8-channel data twice).
+    """
+    taken = []
+    while n:
+        piece = parts[0]
+        if piece.shape[-1] <= n:
+            taken.append(parts.pop(0))
+            n -= piece.shape[-1]
+        else:
+            taken.append(piece[..., :n])
+            parts[0] = piece[..., n:]
+            n = 0
+    return taken[0] if len(taken) == 1 else np.concatenate(taken, axis=-1)
 
 
 def read_csv(path, fs=None, channels=None, time_column="auto", cue_column=None, delimiter=None) -> Recording:
