@@ -34,7 +34,10 @@ at 2 kHz:
   more channels).
 * ``floor``: one ``scipy.signal.sosfilt`` with the same band-pass and
   50 Hz notches + moving RMS by cumsum, on the array in memory (the least
-  any filter + RMS tool can do).
+  any filter + RMS tool can do): the faster of one pass over the whole
+  array and a pass in the chunks ``analyze`` analyses, state carried
+  (``bench_pipeline.floor_pass_chunked``; the whole-array pass slows down
+  under its file-sized temporaries on long files).
 * ``NeuroKit2 emg_process`` and ``BioSPPy emg``, two rows each, running
   the statements of ``bench_pipeline.PEERS`` (``nk.emg_process(x,
   sampling_rate=fs)``; ``emg.emg(signal=x, sampling_rate=fs, show=False)``;
@@ -52,15 +55,15 @@ at 2 kHz:
     channel column, writing nothing (``analyze`` writes its tables and
     report). ``fs`` is passed on the command line (a user reads it from the
     comment line). Wall clock from start to exit, peak memory sampled as for
-    ``analyze``. The script runs on the whole batch when the peer's
-    in-memory time for it is at most ``DIRECT_PEER_S``; a slower peer
-    (NeuroKit2 takes minutes for an hour of recording) runs on two of the
-    files, and the batch's time is its start-up (the script on no file,
-    timed once) plus the batch's file count times the cost of one file
-    (the two-file run less the start-up, halved). At 60 min, unless
-    ``--externals-at-60``, a slow peer's cost of one file is extrapolated
-    linearly through its 1 and 10 min costs, or from the 10 min cost alone
-    if 1 min was not run.
+    ``analyze``. The script runs on as many files of the batch as the
+    peer's in-memory time says take about ``PEER_RUN_S`` (at least one):
+    a quick peer on the whole batch; for a slow one (NeuroKit2 takes
+    minutes for an hour of recording) the batch's time is its start-up (the
+    script on no file, best of 3) plus the batch's file count times the
+    cost of one file (the run less the start-up, over its file count). At
+    60 min, unless ``--externals-at-60``, a slow peer's cost of one file is
+    extrapolated linearly through its 1 and 10 min costs, or from the 10
+    min cost alone if 1 min was not run.
 
   The speed-up of each row is ``analyze --jobs 1`` (same batch, end to
   end) against that row; the Targets section gives a verdict for both.
@@ -85,7 +88,7 @@ import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import best_of, print_machine_info, print_table  # noqa: E402
-from bench_pipeline import PEERS, floor_pass, load_peer, make_emg, peer_script  # noqa: E402
+from bench_pipeline import PEERS, floor_pass, floor_pass_chunked, load_peer, make_emg, peer_script  # noqa: E402
 
 from biofeedback.analysis.batch import analyze_stream  # noqa: E402
 from biofeedback.analysis.runner import (CHUNK_SAMPLES, PREFETCH_MIN_CHANNELS, SpectrumMonitor,  # noqa: E402
@@ -101,9 +104,9 @@ TARGET_BIOSPPY = 5.0
 TARGET_FLOOR = 3.0
 TARGET_READ_MBS = 50.0
 TARGET_RSS_MB = 300.0
-#: A peer's end-to-end script runs on the whole batch when its in-memory time for the batch is
-#: at most this (seconds); slower ones (NeuroKit2) run on two files and are extrapolated.
-DIRECT_PEER_S = 90.0
+#: Seconds a peer's end-to-end script is given: it runs on as many files of the batch as its
+#: in-memory time says fit (at least one); the rest of a slow peer's batch is extrapolated.
+PEER_RUN_S = 60.0
 
 
 def run_analyze(files, out_dir, jobs):
@@ -292,7 +295,10 @@ def main(argv=None):
                 read_t, _ = best_of(lambda: read_only(path), 1 if minutes >= 60 else 5)
                 rate_rows.append([layout, f"{minutes:g}", f"{mb:.1f}", f"{read_t:.2f}", f"{mb / read_t:.0f}"])
                 checks.append(("read", layout, minutes, mb / read_t))
-                floor_t, _ = best_of(lambda: floor_pass(x, fs), 1 if minutes >= 60 else 2)
+                # The floor is the faster of one pass over the array and a pass in analyze's chunks.
+                floor_t = min(best_of(lambda: floor_pass(x, fs), 1 if minutes >= 60 else 2)[0],
+                              best_of(lambda: floor_pass_chunked(x, fs, chunk_samples_for(n_ch)),
+                                      1 if minutes >= 60 else 2)[0])
                 proc_t, _ = best_of(lambda: processing(x, info), 1 if minutes >= 60 else 2)
                 inline_t, _ = best_of(lambda: read_and_process(path, n_ch, False), 1 if minutes >= 60 else 2)
                 ahead_t, _ = best_of(lambda: read_and_process(path, n_ch, True), 1 if minutes >= 60 else 2)
@@ -334,23 +340,22 @@ def main(argv=None):
                                  faster(speedup) + (f"; {note}" if note else "")])
                     checks.append((name, layout, minutes, speedup))
 
-                    # End to end: the peer's script on the batch, every channel; run on the whole
-                    # batch when that is quick, else start-up + n_files x the cost of one file of a
-                    # 2-file run (see the module docstring).
+                    # End to end: the peer's script on the batch, every channel: on as many of its
+                    # files as its in-memory time says take about PEER_RUN_S (all of a quick
+                    # peer's), the rest extrapolated (see the module docstring).
                     measured = peer_e2e.setdefault((layout, name), {})
                     one = total = None
-                    slow = t * n_files > DIRECT_PEER_S  # its in-memory time for the batch
-                    if slow and minutes >= 60 and not args.externals_at_60 and 10.0 in measured:
+                    run_files = max(1, min(n_files, int(PEER_RUN_S // t)))  # t: in-memory s per file
+                    if run_files < n_files and minutes >= 60 and not args.externals_at_60 and 10.0 in measured:
                         per_file, note = extrapolate(measured, minutes)
                         wall = startup[name] + n_files * per_file
                     else:
-                        files = batch[:2] if slow else batch
-                        wall, one, total, status = run_peer(name, files, fs)
-                        per_file = measured[minutes] = max(0.0, wall - startup[name]) / len(files)
-                        note = f"{len(files)} files, fresh interpreter"
-                        if len(files) < n_files:
+                        wall, one, total, status = run_peer(name, batch[:run_files], fs)
+                        per_file = measured[minutes] = max(0.0, wall - startup[name]) / run_files
+                        note = f"{run_files} files, fresh interpreter"
+                        if run_files < n_files:
                             wall = startup[name] + n_files * per_file
-                            note = f"start-up + {n_files} x a file of a 2-file run"
+                            note = f"start-up + {n_files} x a file of a {run_files}-file run"
                         note += "" if status == 0 else f"; exit {status}"
                     speedup = per_hour(wall, minutes, n_files) / e2e
                     rows.append([layout, f"{minutes:g}", f"{name}, end to end ({n_files} files)",
