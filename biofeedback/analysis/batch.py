@@ -90,6 +90,9 @@ class AnalysisResult:
         Envelope lag behind the raw signal (heartbeat suppression).
     heartbeats_removed : ndarray or None
         Heartbeats subtracted per channel (heartbeat suppression on).
+    envelope_peaks : BlockPeaks or None
+        The envelope's largest value in each 0.25 s, for plots
+        (:meth:`display_envelope`).
     """
 
     info: StreamInfo
