@@ -503,3 +503,61 @@ def test_sliding_windows_equal_numpy_sliding_window_view():
             got = sliding_windows(view, size)
             assert np.array_equal(got, np.lib.stride_tricks.sliding_window_view(view, size, axis=-1))
             assert not got.flags.writeable
+
+
+# -- Decimator (heartbeat and movement bands at about 250 Hz) -----------------------------------------------
+@pytest.mark.parametrize("fs, factor", [(200.0, 1), (250.0, 1), (499.0, 1), (500.0, 2), (1000.0, 4),
+                                        (2048.0, 8), (44100.0, 176)])
+def test_decimator_factor_keeps_at_least_the_minimum_rate(fs, factor):
+    from biofeedback.dsp.filters import Decimator
+
+    dec = Decimator(fs, 2)
+    assert dec.factor == factor
+    assert 250.0 <= dec.fs_out < 500.0 or (factor == 1 and dec.fs_out == fs)
+
+
+def test_decimator_passes_low_rates_through_untouched():
+    from biofeedback.dsp.filters import Decimator
+
+    x = np.random.default_rng(0).normal(size=(2, 300))
+    low, first = Decimator(250.0, 2).process(x, 1234)
+    assert low is x and first == 1234
+
+
+@pytest.mark.parametrize("sizes", ([10000], [1, 2, 3, 5, 7, 11, 13, 9958], [3999, 1, 6000], [4, 4, 9992]))
+def test_decimator_output_does_not_depend_on_chunking(sizes):
+    from biofeedback.dsp.filters import Decimator
+
+    x = np.random.default_rng(1).normal(size=(3, 10000)) + 50.0  # an offset: the steady-state start
+    whole, _ = Decimator(1000.0, 3).process(x, 0)
+    dec = Decimator(1000.0, 3)
+    parts, start = [], 0
+    for n in sizes:
+        low, first = dec.process(x[:, start:start + n], start)
+        assert first == -(-start // 4)  # the first index >= start that is a multiple of 4, in output samples
+        parts.append(low)
+        start += n
+    assert np.array_equal(np.concatenate(parts, axis=1), whole)
+    assert whole.shape == (3, 2500)
+    assert np.abs(whole[:, :5] - 50.0).max() < 1.0  # no start-up step from the offset
+
+
+def test_decimator_keeps_the_slow_band_and_rejects_what_would_fold_onto_it():
+    from biofeedback.dsp.filters import Decimator
+
+    fs = 2000.0
+    t = np.arange(int(4 * fs)) / fs
+    dec = Decimator(fs, 2)
+    x = np.vstack([np.sin(2 * np.pi * 15.0 * t), np.sin(2 * np.pi * (dec.fs_out - 15.0) * t)])
+    low, _ = dec.process(x, 0)
+    settled = low[:, int(1 * dec.fs_out):]
+    assert np.sqrt(2 * np.mean(settled[0] ** 2)) == pytest.approx(1.0, abs=0.01)  # 15 Hz kept
+    # 235 Hz would fold onto 15 Hz at 250 Hz: at least 50 dB down.
+    assert np.sqrt(2 * np.mean(settled[1] ** 2)) < 10 ** (-50 / 20)
+
+
+def test_decimator_rejects_a_cutoff_that_would_alias():
+    from biofeedback.dsp.filters import Decimator
+
+    with pytest.raises(ParameterError, match="decimator cutoff"):
+        Decimator(1000.0, 1, cutoff_hz=120.0)

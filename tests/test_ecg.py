@@ -409,14 +409,17 @@ def test_run_templates_are_the_medians_of_the_sliding_history():
 
 # -- one probe run shared by the heartbeat decision and the quality check ---------------------------------------
 def _heartbeat_found_in_steps(raw, fs, min_beats=5):
-    """``heartbeat_found`` as it was: its own detector, fed the probe in 1 s steps."""
-    detector = BeatDetector(fs, raw.shape[0])
+    """``heartbeat_found`` as it was: its own detector, fed the probe in 1 s steps (decimated step by step)."""
+    from biofeedback.detect.ecg import beat_decimator
+
+    decimator = beat_decimator(fs, raw.shape[0])
+    detector = BeatDetector(decimator.fs_out, raw.shape[0])
     step = max(1, int(round(fs)))
     for start in range(0, raw.shape[1], step):
-        detector.update(raw[:, start:start + step], start)
+        detector.update(*decimator.process(raw[:, start:start + step], start))
     bpm = []
     for beats, similar in zip(detector.beats, detector.similar):
-        runs = regular_runs(beats, fs, min_beats=min_beats, similar=similar)
+        runs = regular_runs(beats, decimator.fs_out, min_beats=min_beats, similar=similar)
         bpm.append(float(np.median([r[2] for r in runs])) if runs else float("nan"))
     return detector, bool(np.any(np.isfinite(bpm))), bpm
 

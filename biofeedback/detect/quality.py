@@ -38,6 +38,12 @@ The raw signal (before any filter) is cut into windows of ``window_s``
     apart (beats hidden in a contraction) form one span. The flag informs:
     use a ``trunk``/``pelvic`` preset or ``--ecg on`` to suppress the beats.
 
+The two slow bands, 1-10 Hz for ``motion`` and 5-30 Hz for ``ecg``, are
+computed on a copy of the signal low-passed at 50 Hz and decimated to about
+250 Hz (:class:`~biofeedback.dsp.filters.Decimator`; a 1 kHz file by 4, a
+2 kHz file by 8; below 500 Hz nothing is decimated). Their numbers are those
+of the full rate within a few percent, 8-10 ms later (the low-pass's delay).
+
 Consecutive flagged windows (gaps up to one window) form one span, reported
 as an :class:`~biofeedback.core.types.Event` of that kind. A channel that is
 flat for most of the recording (``flat_channel_fraction``) or saturated in
@@ -58,7 +64,7 @@ import numpy as np
 from scipy import signal
 
 from biofeedback.core.types import Event, StreamInfo
-from biofeedback.detect.ecg import BeatDetector, ECGSettings, probe_beats, regular_runs
+from biofeedback.detect.ecg import BeatDetector, ECGSettings, beat_decimator, probe_beats, regular_runs
 from biofeedback.dsp.filters import butter_sos, mains_harmonics, steady_state_zi
 from biofeedback.errors import ParameterError
 
@@ -222,8 +228,14 @@ class QualityMonitor:
         top = min(0.45 * fs, 450.0)
         self._emg_low = min(20.0, 0.4 * fs)
         self._hf_sos = butter_sos(2, self._emg_low, "highpass", fs)
-        lf_high = min(10.0, 0.4 * fs)
-        self._lf_sos = butter_sos(2, (min(1.0, lf_high / 2), lf_high), "bandpass", fs)
+        # The heartbeat detector and the 1-10 Hz band run on a copy decimated
+        # to about 250 Hz (see biofeedback.detect.ecg.DETECTION_RATE_HZ):
+        # both lie far below the EMG band, and at 1-2 kHz they were half of
+        # the check's time. Low-rate sample j is raw sample j * factor.
+        self._low = beat_decimator(fs, n)
+        fs_low = self._low.fs_out
+        lf_high = min(10.0, 0.4 * fs_low)
+        self._lf_sos = butter_sos(2, (min(1.0, lf_high / 2), lf_high), "bandpass", fs_low)
         self._zi = {}
         # Spectral bins of a window: EMG band and mains lines.
         freqs = np.fft.rfftfreq(self.window, 1.0 / fs)
@@ -241,14 +253,17 @@ class QualityMonitor:
         self._taper = np.hanning(self.window)
         self._pending = np.zeros((n, 0))
         self._pending_hf = np.zeros((n, 0))
+        # Low-rate 1-10 Hz samples not yet reduced to window RMS, the first at low-rate index _lf_first.
         self._pending_lf = np.zeros((n, 0))
+        self._lf_first = 0
         self._features: list[dict] = []
         self._report: QualityReport | None = None
         # Per channel, the largest and smallest raw value so far (see _add_windows).
         self._extreme = {"max": np.full(n, -np.inf), "min": np.full(n, np.inf)}
         self.n_samples = 0
+        self._windows_done = 0  # raw samples reduced to window features
         self._rail_counts = []
-        self.beats = BeatDetector(fs, n, s.ecg)
+        self.beats = BeatDetector(fs_low, n, s.ecg)
         primer = prime_beats
         if primer is None and prime is not None:
             primer = probe_beats(prime, fs, s.ecg)
@@ -267,29 +282,56 @@ class QualityMonitor:
         raw = np.asarray(raw, dtype=float)
         if raw.shape[1] == 0:
             return
-        self.beats.update(raw, first_sample)
+        low, low_first = self._low.process(raw, first_sample)
+        self.beats.update(low, low_first)
         hf = self._filter("hf", self._hf_sos, raw)
-        lf = self._filter("lf", self._lf_sos, raw)
+        if low.shape[1]:
+            lf = self._filter("lf", self._lf_sos, low)
+            if self._pending_lf.shape[1]:
+                self._pending_lf = np.concatenate([self._pending_lf, lf], axis=1)
+            else:
+                self._pending_lf, self._lf_first = lf, low_first
         self.n_samples = first_sample + raw.shape[1]
         held = self._pending.shape[1]
         if held:
             self._pending = np.concatenate([self._pending, raw], axis=1)
             self._pending_hf = np.concatenate([self._pending_hf, hf], axis=1)
-            self._pending_lf = np.concatenate([self._pending_lf, lf], axis=1)
         else:
             # Nothing held (the first chunk, a file read in one chunk): no copy.
-            self._pending, self._pending_hf, self._pending_lf = raw, hf, lf
+            self._pending, self._pending_hf = raw, hf
         k = self._pending.shape[1] // self.window
         if k:
             cut = k * self.window
-            self._add_windows(self._pending[:, :cut], self._pending_hf[:, :cut], self._pending_lf[:, :cut])
+            self._add_windows(self._pending[:, :cut], self._pending_hf[:, :cut])
             self._pending = self._pending[:, cut:]
             self._pending_hf = self._pending_hf[:, cut:]
-            self._pending_lf = self._pending_lf[:, cut:]
         if not held:
             self._pending = self._pending.copy()  # the caller's samples: a reader may reuse its buffer
 
-    def _add_windows(self, raw, hf, lf) -> None:
+    def _low_rms(self, start: int, stop: int, k: int) -> np.ndarray:
+        """RMS of the low-rate 1-10 Hz band over ``k`` equal raw windows from ``start`` to ``stop``.
+
+        Window ``i`` holds the low-rate samples ``j`` with ``j * factor`` in
+        its raw span; they are dropped from the held band once reduced.
+        Returns shape (n_channels, k).
+        """
+        d = self._low.factor
+        edges = -(-(start + (stop - start) // k * np.arange(k + 1)) // d) - self._lf_first
+        lf = self._pending_lf
+        counts = np.diff(edges)
+        if np.all(counts == counts[0]) and counts[0]:
+            # Equal windows (every rate whose window is a multiple of the factor): the plain mean.
+            c = int(counts[0])
+            rms = np.sqrt(np.mean(lf[:, edges[0]:edges[-1]].reshape(lf.shape[0], k, c) ** 2, axis=2))
+        else:
+            sums = np.add.reduceat(lf[:, edges[0]:edges[-1]] ** 2, edges[:-1] - edges[0], axis=1)
+            rms = np.sqrt(sums / np.maximum(counts, 1))
+            rms[:, counts == 0] = 0.0
+        self._pending_lf = lf[:, edges[-1]:]
+        self._lf_first += int(edges[-1])
+        return rms
+
+    def _add_windows(self, raw, hf) -> None:
         n_ch = raw.shape[0]
         w = self.window if raw.shape[1] >= self.window else raw.shape[1]
         k = raw.shape[1] // w
@@ -298,10 +340,12 @@ class QualityMonitor:
         # root: the same numbers as x.std(axis=2)), spelled out so that the
         # mains check below reuses the deviations instead of computing them again.
         centred = x - np.add.reduce(x, axis=2, keepdims=True) / w
+        start = self._windows_done
+        self._windows_done += k * w
         feats = {
             "std": np.sqrt(np.add.reduce(centred * centred, axis=2) / w),
             "hf": np.sqrt(np.mean(hf[:, :k * w].reshape(n_ch, k, w) ** 2, axis=2)),
-            "lf": np.sqrt(np.mean(lf[:, :k * w].reshape(n_ch, k, w) ** 2, axis=2)),
+            "lf": self._low_rms(start, start + k * w, k),
             "len": np.full(k, w),
         }
         if self.settings.rails is not None:
@@ -356,7 +400,7 @@ class QualityMonitor:
         if self._report is not None:
             return self._report
         if self._pending.shape[1] >= max(4, self.window // 4):
-            self._add_windows(self._pending, self._pending_hf, self._pending_lf)
+            self._add_windows(self._pending, self._pending_hf)
         self._pending = self._pending[:, :0]
         s = self.settings
         info = self.info
@@ -404,15 +448,16 @@ class QualityMonitor:
 
         # Heartbeats.
         fs = info.fs
+        d = self._low.factor  # beats are counted in low-rate samples
         ecg_spans, ecg_bpm = [], []
         ecg_flags = np.zeros(flat.shape, dtype=bool)
         for ch in range(n_ch):
-            runs = regular_runs(self.beats.beats[ch], fs, min_beats=s.ecg_min_beats,
+            runs = regular_runs(self.beats.beats[ch], self.beats.fs, min_beats=s.ecg_min_beats,
                                 similar=self.beats.similar[ch])
             half = int(round(0.3 * fs))
             # Runs separated by less than 10 s are one span: the heart did not
             # stop, its beats were hidden in a contraction.
-            merged = _merge([(max(0, a - half), min(self.n_samples, b + half)) for a, b, _ in runs],
+            merged = _merge([(max(0, a * d - half), min(self.n_samples, b * d + half)) for a, b, _ in runs],
                             gap=int(round(10.0 * fs)))
             ecg_spans.append(merged)
             ecg_bpm.append(float(np.median([bpm for _, _, bpm in runs])) if runs else float("nan"))
