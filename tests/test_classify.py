@@ -137,6 +137,32 @@ def test_tone_without_cues_needs_a_calibrated_rest():
     assert [e.kind for e in calibrated.events].count("elevated_tone") == 1
 
 
+def test_batch_skips_tone_tracking_where_no_block_can_count_with_the_same_events(monkeypatch):
+    """No cues and no calibrated rest: batch analysis does not track tone, and finds what tracking would."""
+    import biofeedback.analysis.batch as batch
+    from biofeedback.detect.classify import EventClassifier
+
+    rec = tone_recording(cued=False)
+    bare = Recording(rec.data, rec.info)
+    calls = []
+    track = EventClassifier._track_tone
+    monkeypatch.setattr(EventClassifier, "_track_tone", lambda self, *a: calls.append(1) or track(self, *a))
+    skipped = analyze_recording(bare)
+    assert not calls
+    calibrated = analyze_recording(bare, rest=(0.0, 4.9), min_rest_s=4.0)
+    assert calls  # a calibrated rest: tracked
+
+    class AlwaysTracking(EventClassifier):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "tone": True})
+
+    monkeypatch.setattr(batch, "EventClassifier", AlwaysTracking)
+    calls.clear()
+    tracked = analyze_recording(bare)
+    assert calls and tracked.events == skipped.events
+    assert any(e.kind == "elevated_tone" for e in calibrated.events)
+
+
 @pytest.mark.parametrize("preset", ["default", "pelvic"])
 def test_live_classification_does_not_depend_on_chunking(preset):
     """Live: cues arrive with the chunks; with heartbeat suppression the

@@ -433,9 +433,10 @@ def analyze_stream(info: StreamInfo, chunks, settings: PipelineSettings | None =
         if issue.stops_detection:
             messages.setdefault(issue.channel, issue.message)
 
-    # Without cues, tone is only judged against a calibrated rest (see EventClassifier).
-    clf = EventClassifier(classifier, cue_map, coded_cues=True,
-                          tone_without_cues=made is not None) if classify else None
+    # Without cues, tone is only judged against a calibrated rest (see EventClassifier);
+    # without either it is not tracked at all.
+    clf = EventClassifier(classifier, cue_map, coded_cues=True, tone_without_cues=made is not None,
+                          tone=has_cues or made is not None) if classify else None
     detector = ThresholdDetector(baseline, settings.detector, delay_samples=delay, classifier=clf)
     for name in messages:
         detector.disable_channel(info.ch_names.index(name), messages[name])

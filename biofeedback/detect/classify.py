@@ -337,6 +337,12 @@ class EventClassifier:
         same recording's quieter half, a sustained gesture on a muscle that
         only helps would read as "tone". With cues, tone is looked for
         during rest cues only, whatever this says.
+    tone : bool
+        Track the resting tone at all. Batch analysis knows before its
+        detection pass whether the file has cues; without cues and without
+        ``tone_without_cues`` no block can count, and the running medians
+        (a quarter of this classifier's time) are skipped. A live stream,
+        whose cues may start at any time, keeps the default.
 
     Notes
     -----
@@ -348,11 +354,12 @@ class EventClassifier:
     """
 
     def __init__(self, settings: ClassifierSettings | None = None, cue_map: CueMap | None = None, *,
-                 coded_cues: bool = False, tone_without_cues: bool = True):
+                 coded_cues: bool = False, tone_without_cues: bool = True, tone: bool = True):
         self.settings = settings or ClassifierSettings()
         self.cue_map = cue_map or CueMap()
         self.coded_cues = bool(coded_cues)  # cues arrive as REST/CONTRACT/UNKNOWN codes already
         self.tone_without_cues = bool(tone_without_cues)
+        self.tone = bool(tone)
         self.reset()
 
     def reset(self) -> None:
@@ -379,9 +386,10 @@ class EventClassifier:
             codes = np.asarray(labels, dtype=np.int8) if self.coded_cues else self.cue_map.codes(labels)
             self.cues.append(codes, chunk.first_sample)
         out = self._relabel(detector, spans, events)
-        self._note_activations(spans)
-        self._track_tone(detector, chunk)
-        out.extend(self._finish_tone(detector, final=False))
+        if self.tone:
+            self._note_activations(spans)
+            self._track_tone(detector, chunk)
+            out.extend(self._finish_tone(detector, final=False))
         return out
 
     def _note_activations(self, spans) -> None:
@@ -401,6 +409,8 @@ class EventClassifier:
         if self._fs is None:
             return list(events)
         out = self._relabel(detector, spans, events)
+        if not self.tone:
+            return out
         self._note_activations(spans)
         for ch, st in enumerate(self._tone):
             if st.run_start is not None:
@@ -486,7 +496,9 @@ class EventClassifier:
             st.medians = history[ch, -self._n_blocks:].tolist()
         levels = np.zeros((n_ch, k))
         high = np.zeros((n_ch, k), dtype=bool)  # without a baseline (live calibration) runs can only close
-        if detector.baseline is not None:
+        if detector.baseline is not None and block_ok.any():
+            # (Where no block may count, e.g. no cues and no calibrated rest,
+            # nothing is high whatever the level: the running median is skipped.)
             # Block m of the chunk is ready once n_blocks medians end with it.
             ready = h + np.arange(k) + 1 >= self._n_blocks
             if ready.any():
