@@ -379,7 +379,8 @@ class QualityMonitor:
                 feats["v2" + side], feats["c2" + side] = v2, c2
         # Mains: line power against the rest of the EMG band.
         if self._lines and w == self.window:
-            power = np.abs(np.fft.rfft(centred * self._taper, axis=2)) ** 2
+            spectrum = np.fft.rfft(centred * self._taper, axis=2)
+            power = spectrum.real ** 2 + spectrum.imag ** 2
             ratios = []
             for line_bins, rest_bins in self._lines:
                 line = power[:, :, line_bins].sum(axis=2)

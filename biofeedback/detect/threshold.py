@@ -559,10 +559,9 @@ class ThresholdDetector(Stage):
             cap = max(0.0, (on - self.reference[ch]) / self._norm[ch])
             ratio = np.clip((x - self.reference[ch]) / self._norm[ch], -cap, cap)
             rise = np.rint(ratio * _QUANTUM).astype(np.int64)
-            fall = -rise
             h = int(self._h_rise[ch])
         else:
-            rise = fall = h = None
+            rise = h = None
         pos = 0
         while pos < n:
             if st.mode == REST:
@@ -614,7 +613,7 @@ class ThresholdDetector(Stage):
                 # reference reaches the decision level; the contraction ended
                 # where it last left zero (Page's estimate, as for the onset).
                 for end in _windows(pos, n):
-                    g = _cusum(fall[pos:end], st.g_down)
+                    g = _cusum(-rise[pos:end], st.g_down)  # the fall's evidence: the rise's, negated
                     stop = pos + _first(g > h)
                     if stop < end:
                         break
