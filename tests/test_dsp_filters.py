@@ -494,6 +494,22 @@ def test_lower_quartile_of_8_equals_numpy_percentile():
     np.testing.assert_array_equal(lower_quartile_of_8(windows), np.percentile(windows, 25, axis=-1))
 
 
+@pytest.mark.parametrize("n", range(1, 10))
+def test_lower_quartile_of_a_few_values_equals_numpy_percentile(n):
+    # The heartbeat detector's first noise floors take the quartile of 1-7 block medians.
+    from biofeedback.dsp.stats import lower_quartile
+
+    rng = np.random.default_rng(n)
+    for values in (rng.standard_normal((3, 40, n)), np.round(rng.random((2, 30, n)) * 3) ** 2,
+                   rng.lognormal(size=(8, n)) * 1e-9, rng.random(n)):
+        got = lower_quartile(values)
+        assert got.shape == values.shape[:-1]
+        assert np.array_equal(got, np.percentile(values, 25, axis=-1))
+    values = rng.standard_normal((4, n))
+    values[2, n // 2] = np.nan
+    np.testing.assert_array_equal(lower_quartile(values), np.percentile(values, 25, axis=-1))
+
+
 def test_sliding_windows_equal_numpy_sliding_window_view():
     from biofeedback.dsp.stats import sliding_windows
 

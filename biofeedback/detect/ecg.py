@@ -51,7 +51,7 @@ from biofeedback.core.types import Chunk, StreamInfo
 from biofeedback.dsp.base import Stage
 from biofeedback.dsp.envelope import window_sums_of_squares
 from biofeedback.dsp.filters import Decimator, FilterCascade, butter_sos, steady_state_zi
-from biofeedback.dsp.stats import lower_quartile_of_8, median, sliding_windows, small_median
+from biofeedback.dsp.stats import lower_quartile, lower_quartile_of_8, median, sliding_windows, small_median
 from biofeedback.errors import ParameterError
 
 OUT, IN, SKIP = 0, 1, 2
@@ -301,7 +301,7 @@ class BeatDetector:
             h = history.shape[1] - k  # medians held before this chunk (at most 8)
             # The first blocks of a stream have fewer than 8 medians before them.
             for m in range(min(k, max(0, 7 - h))):
-                levels.append(np.percentile(history[:, :h + m + 1], 25, axis=1)[:, None])
+                levels.append(lower_quartile(history[:, :h + m + 1])[:, None])
             full = k - (len(levels) - 1)
             if full:
                 # Window j of the view holds medians j..j+7; completion m ends window h + m - 7.

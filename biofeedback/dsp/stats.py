@@ -98,8 +98,31 @@ def lower_quartile_of_8(windows) -> np.ndarray:
     done here on the sorted windows. A NaN (which sorts last, while
     ``np.percentile`` returns NaN) is left to ``np.percentile``.
     """
-    ordered = np.sort(windows, axis=-1)
+    return lower_quartile(windows)
+
+
+def lower_quartile(values) -> np.ndarray:
+    """``np.percentile(values, 25, axis=-1)`` for 1 to 8 values along the last axis, equal to the bit.
+
+    The quartile of ``n`` sorted values ``v`` lies at index ``0.25 (n - 1)``:
+    between ``v[i]`` and ``v[i + 1]`` at fraction ``t``. NumPy's linear
+    interpolation computes ``v[i] + (v[i+1] - v[i]) * t`` for ``t < 0.5``
+    and ``v[i+1] - (v[i+1] - v[i]) * (1 - t)`` otherwise; so does this, on
+    the sorted values. A NaN (which sorts last, while ``np.percentile``
+    returns NaN) and longer windows are left to ``np.percentile``.
+    """
+    values = np.asarray(values, dtype=float)
+    n = values.shape[-1]
+    if not 1 <= n <= 8:
+        return np.percentile(values, 25, axis=-1)
+    ordered = np.sort(values, axis=-1)
     if np.isnan(ordered[..., -1]).any():
-        return np.percentile(windows, 25, axis=-1)
-    low, high = ordered[..., 1], ordered[..., 2]
-    return high - (high - low) * 0.25
+        return np.percentile(values, 25, axis=-1)
+    i, t = divmod(0.25 * (n - 1), 1.0)
+    i = int(i)
+    if t == 0.0:
+        return ordered[..., i].copy()
+    low, high = ordered[..., i], ordered[..., i + 1]
+    if t < 0.5:
+        return low + (high - low) * t
+    return high - (high - low) * (1.0 - t)
