@@ -568,3 +568,17 @@ def test_shape_check_with_other_histories_equals_the_beat_by_beat_walk(history):
         new = _beats_of(BeatDetector, raw, fs, sizes, settings=settings)
         assert sum(map(len, ref.beats)) > 40
         assert new.beats == ref.beats and new.similar == ref.similar
+
+
+def test_quality_primer_run_at_another_rate_is_refused():
+    from biofeedback.detect.ecg import probe_beats
+    from biofeedback.detect.quality import QualityMonitor
+    from biofeedback.errors import ParameterError
+
+    rec = simulate(spasm_scenario(70.0, 50.0), 1000.0, seed=3)
+    prime = rec.data[:, :10000]
+    full_rate = BeatDetector(1000.0, rec.info.n_channels)
+    full_rate.update(prime, 0)
+    with pytest.raises(ParameterError, match="prime_beats.*250 Hz"):
+        QualityMonitor(rec.info, prime=prime, prime_beats=full_rate)
+    QualityMonitor(rec.info, prime=prime, prime_beats=probe_beats(prime, 1000.0))  # the decimated run fits

@@ -215,7 +215,8 @@ class QualityMonitor:
         The detector already run over ``prime`` with ``settings.ecg``
         (:func:`~biofeedback.detect.ecg.probe_beats`), to learn from instead
         of running it again: batch analysis shares it with the heartbeat
-        decision.
+        decision. It must have run at the decimated rate, as
+        ``probe_beats`` does (its energy levels depend on the rate).
     """
 
     def __init__(self, info: StreamInfo, settings: QualitySettings | None = None, mains_hz=None, prime=None,
@@ -265,6 +266,9 @@ class QualityMonitor:
         self._rail_counts = []
         self.beats = BeatDetector(fs_low, n, s.ecg)
         primer = prime_beats
+        if primer is not None and primer.fs != fs_low:
+            raise ParameterError("prime_beats", f"a beat detector run at {fs_low:g} Hz (probe_beats)",
+                                 f"one run at {primer.fs:g} Hz")
         if primer is None and prime is not None:
             primer = probe_beats(prime, fs, s.ecg)
         if primer is not None and primer.learned:
