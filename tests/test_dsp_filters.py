@@ -527,7 +527,7 @@ def test_sliding_windows_equal_numpy_sliding_window_view():
 def test_decimator_factor_keeps_at_least_the_minimum_rate(fs, factor):
     from biofeedback.dsp.filters import Decimator
 
-    dec = Decimator(fs, 2)
+    dec = Decimator(fs)
     assert dec.factor == factor
     assert 250.0 <= dec.fs_out < 500.0 or (factor == 1 and dec.fs_out == fs)
 
@@ -536,7 +536,7 @@ def test_decimator_passes_low_rates_through_untouched():
     from biofeedback.dsp.filters import Decimator
 
     x = np.random.default_rng(0).normal(size=(2, 300))
-    low, first = Decimator(250.0, 2).process(x, 1234)
+    low, first = Decimator(250.0).process(x, 1234)
     assert low is x and first == 1234
 
 
@@ -545,8 +545,8 @@ def test_decimator_output_does_not_depend_on_chunking(sizes):
     from biofeedback.dsp.filters import Decimator
 
     x = np.random.default_rng(1).normal(size=(3, 10000)) + 50.0  # an offset: the steady-state start
-    whole, _ = Decimator(1000.0, 3).process(x, 0)
-    dec = Decimator(1000.0, 3)
+    whole, _ = Decimator(1000.0).process(x, 0)
+    dec = Decimator(1000.0)
     parts, start = [], 0
     for n in sizes:
         low, first = dec.process(x[:, start:start + n], start)
@@ -563,7 +563,7 @@ def test_decimator_keeps_the_slow_band_and_rejects_what_would_fold_onto_it():
 
     fs = 2000.0
     t = np.arange(int(4 * fs)) / fs
-    dec = Decimator(fs, 2)
+    dec = Decimator(fs)
     x = np.vstack([np.sin(2 * np.pi * 15.0 * t), np.sin(2 * np.pi * (dec.fs_out - 15.0) * t)])
     low, _ = dec.process(x, 0)
     settled = low[:, int(1 * dec.fs_out):]
@@ -576,4 +576,4 @@ def test_decimator_rejects_a_cutoff_that_would_alias():
     from biofeedback.dsp.filters import Decimator
 
     with pytest.raises(ParameterError, match="decimator cutoff"):
-        Decimator(1000.0, 1, cutoff_hz=120.0)
+        Decimator(1000.0, cutoff_hz=120.0)

@@ -412,7 +412,7 @@ def _heartbeat_found_in_steps(raw, fs, min_beats=5):
     """``heartbeat_found`` as it was: its own detector, fed the probe in 1 s steps (decimated step by step)."""
     from biofeedback.detect.ecg import beat_decimator
 
-    decimator = beat_decimator(fs, raw.shape[0])
+    decimator = beat_decimator(fs)
     detector = BeatDetector(decimator.fs_out, raw.shape[0])
     step = max(1, int(round(fs)))
     for start in range(0, raw.shape[1], step):

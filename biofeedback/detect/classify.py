@@ -497,8 +497,8 @@ class EventClassifier:
         levels = np.zeros((n_ch, k))
         high = np.zeros((n_ch, k), dtype=bool)  # without a baseline (live calibration) runs can only close
         if detector.baseline is not None and block_ok.any():
-            # (Where no block may count, e.g. no cues and no calibrated rest,
-            # nothing is high whatever the level: the running median is skipped.)
+            # (Where no block of the chunk may count, e.g. all inside contract
+            # cues, nothing is high whatever the level: the running median is skipped.)
             # Block m of the chunk is ready once n_blocks medians end with it.
             ready = h + np.arange(k) + 1 >= self._n_blocks
             if ready.any():

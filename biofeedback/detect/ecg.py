@@ -669,9 +669,9 @@ def regular_runs(beats, fs: float, min_beats: int = 5, bpm=(40.0, 200.0), tolera
 DETECTION_RATE_HZ = 250.0
 
 
-def beat_decimator(fs: float, n_channels: int) -> Decimator:
+def beat_decimator(fs: float) -> Decimator:
     """The :class:`~biofeedback.dsp.filters.Decimator` that feeds heartbeat detection at ``fs`` Hz."""
-    return Decimator(fs, n_channels, min_rate_hz=DETECTION_RATE_HZ)
+    return Decimator(fs, min_rate_hz=DETECTION_RATE_HZ)
 
 
 def probe_beats(raw, fs: float, settings: ECGSettings | None = None) -> BeatDetector:
@@ -699,7 +699,7 @@ def probe_beats(raw, fs: float, settings: ECGSettings | None = None) -> BeatDete
         (index ``i`` is raw sample ``i * fs_raw / detector.fs``).
     """
     raw = np.atleast_2d(np.asarray(raw, dtype=float))
-    decimator = beat_decimator(fs, raw.shape[0])
+    decimator = beat_decimator(fs)
     low, _ = decimator.process(raw, 0)
     detector = BeatDetector(decimator.fs_out, raw.shape[0], settings)
     detector.update(low, 0)

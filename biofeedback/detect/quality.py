@@ -233,7 +233,7 @@ class QualityMonitor:
         # to about 250 Hz (see biofeedback.detect.ecg.DETECTION_RATE_HZ):
         # both lie far below the EMG band, and at 1-2 kHz they were half of
         # the check's time. Low-rate sample j is raw sample j * factor.
-        self._low = beat_decimator(fs, n)
+        self._low = beat_decimator(fs)
         fs_low = self._low.fs_out
         lf_high = min(10.0, 0.4 * fs_low)
         self._lf_sos = butter_sos(2, (min(1.0, lf_high / 2), lf_high), "bandpass", fs_low)

@@ -334,7 +334,6 @@ class Decimator:
     ----------
     fs : float
         Input sampling rate in Hz.
-    n_channels : int
     min_rate_hz : float
         The output rate is the highest ``fs / factor`` (integer factor) not
         below this; at ``fs < 2 * min_rate_hz`` the factor is 1 and
@@ -354,14 +353,13 @@ class Decimator:
         Output sampling rate in Hz.
     """
 
-    def __init__(self, fs: float, n_channels: int, min_rate_hz: float = 250.0, cutoff_hz: float = 50.0):
+    def __init__(self, fs: float, min_rate_hz: float = 250.0, cutoff_hz: float = 50.0):
         self.fs = float(fs)
         self.factor = max(1, int(self.fs // float(min_rate_hz)))
         self.fs_out = self.fs / self.factor
         if self.factor > 1 and not 0 < cutoff_hz < 0.4 * self.fs_out:
             raise ParameterError("decimator cutoff (Hz)", f"between 0 and {0.4 * self.fs_out:g} Hz", cutoff_hz)
         self.sos = butter_sos(4, cutoff_hz, "lowpass", self.fs) if self.factor > 1 else None
-        self.n_channels = int(n_channels)
         self._zi = None
 
     def process(self, raw, first_sample: int) -> tuple[np.ndarray, int]:
