@@ -455,14 +455,22 @@ def _prominence_per_channel(freqs, psd, f0, half_width=1.0, guard=3.0, side=10.0
 
 @pytest.mark.parametrize("fs", (500.0, 1000.0, 2000.0))
 def test_line_prominence_of_all_channels_equals_the_per_channel_values(fs):
-    from biofeedback.dsp.mains import _line_prominence_db
+    from biofeedback.dsp.mains import _line_prominence_db, _prominences_db
 
     x = _noise_with_lines(fs, (50.0, 150.0), seed=2, n_channels=4)
     x[2] = 0.0  # a flat channel: zero spectrum, -inf
     freqs, psd = signal.welch(x - x.mean(axis=1, keepdims=True), fs=fs, nperseg=int(2 ** np.ceil(np.log2(2 * fs))))
-    for f0 in (50.0, 60.0, 150.0, 180.0, 0.45 * fs, 0.499 * fs):
+    lines = (50.0, 60.0, 150.0, 180.0, 0.45 * fs, 0.499 * fs, 0.6 * fs, 1.0, 3.0)
+    for f0 in lines:
         got = _line_prominence_db(freqs, psd, f0)
         assert got == [_prominence_per_channel(freqs, psd[ch], f0) for ch in range(x.shape[0])]
+    # All lines in one call (as detect_mains asks): neighbours' medians grouped by count, same numbers.
+    got = _prominences_db(freqs, psd, lines)
+    assert got == [[_prominence_per_channel(freqs, psd[ch], f0) for ch in range(x.shape[0])] for f0 in lines]
+    # Off-grid lines, near the edges of the spectrum, with fewer neighbours on one side.
+    lines = tuple(np.linspace(0.0, fs / 2, 37) + 0.3)
+    got = _prominences_db(freqs, psd, lines)
+    assert got == [[_prominence_per_channel(freqs, psd[ch], f0) for ch in range(x.shape[0])] for f0 in lines]
 
 
 @pytest.mark.parametrize("shape,axis", [((3, 40, 250), 2), ((2, 17, 125), 2), ((8, 100), 0), ((5, 100), 0),

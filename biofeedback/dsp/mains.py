@@ -15,6 +15,7 @@ import numpy as np
 from scipy import signal
 
 from biofeedback.dsp.filters import mains_harmonics
+from biofeedback.dsp.stats import median
 from biofeedback.errors import check_sampling_rate
 
 
@@ -45,22 +46,73 @@ def _line_prominence_db(freqs, psd, f0, half_width=1.0, guard=3.0, side=10.0):
 
     The line's peak power against the median power of the neighbouring
     bands, one float per channel (``-inf`` where the spectrum cannot tell).
-    The bands depend on ``f0`` only, so they are found once for all
-    channels (per channel and line they were most of the time of a
-    multichannel probe); the per-channel numbers are the scalar ones.
+    One line of :func:`_prominences_db`.
     """
-    line = (freqs >= f0 - half_width) & (freqs <= f0 + half_width)
-    neigh = ((freqs >= f0 - side) & (freqs <= f0 - guard)) | ((freqs >= f0 + guard) & (freqs <= f0 + side))
-    if not line.any() or neigh.sum() < 2:
-        return [-np.inf] * psd.shape[0]
-    peaks = psd[:, line].max(axis=1)
-    floors = np.median(psd[:, neigh], axis=1)
-    out = []
-    for peak, floor in zip(peaks, floors):
-        if floor <= 0:
-            out.append(np.inf if peak > 0 else -np.inf)
-        else:
-            out.append(10.0 * np.log10(peak / floor))
+    return _prominences_db(freqs, psd, [f0], half_width, guard, side)[0]
+
+
+def _prominences_db(freqs, psd, lines, half_width=1.0, guard=3.0, side=10.0):
+    """Prominence in dB of each line of ``lines`` (Hz) on each channel of ``psd``.
+
+    Parameters
+    ----------
+    freqs : ndarray, shape (n_freqs,)
+        Increasing frequencies of the spectrum in Hz.
+    psd : ndarray, shape (n_channels, n_freqs)
+        Power spectral density.
+    lines : sequence of float
+        Line frequencies in Hz.
+    half_width, guard, side : float
+        The line's band is ``f0 +- half_width``; its neighbours are the bins
+        from ``guard`` to ``side`` Hz away on either side.
+
+    Returns
+    -------
+    list of list of float
+        Per line, per channel: ``10 log10(peak / median of the neighbours)``;
+        ``-inf`` where the line has no bin or fewer than two neighbours,
+        ``+-inf`` where the neighbours' median is zero.
+
+    Notes
+    -----
+    The bands are index ranges found by bisection on ``freqs`` (the same
+    bins as comparing every frequency with the band's edges, for a fraction
+    of the work), and the neighbours' medians of all lines with as many
+    neighbours are taken in one call: for a 10 s probe of 8 channels at
+    2 kHz, per-line masks and medians were most of ``detect_mains``. The
+    numbers are those of comparing and reducing line by line.
+    """
+    def first_at_or_above(f):
+        return int(np.searchsorted(freqs, f, side="left"))
+
+    def first_above(f):
+        return int(np.searchsorted(freqs, f, side="right"))
+
+    n_ch = psd.shape[0]
+    out = [None] * len(lines)
+    groups = {}  # neighbour count -> (line numbers, neighbour bin indices, peaks)
+    for i, f0 in enumerate(lines):
+        a, b = first_at_or_above(f0 - half_width), first_above(f0 + half_width)
+        below = np.arange(first_at_or_above(f0 - side), first_above(f0 - guard))
+        above = np.arange(max(first_at_or_above(f0 + guard), first_above(f0 - guard)), first_above(f0 + side))
+        neigh = np.concatenate([below, above])
+        if b <= a or neigh.size < 2:
+            out[i] = [-np.inf] * n_ch
+            continue
+        group = groups.setdefault(neigh.size, ([], [], []))
+        group[0].append(i)
+        group[1].append(neigh)
+        group[2].append(psd[:, a:b].max(axis=1))
+    for numbers, neighs, peaks in groups.values():
+        floors = median(psd[:, np.array(neighs)], axis=-1)  # (n_channels, lines of the group)
+        for j, i in enumerate(numbers):
+            row = []
+            for peak, floor in zip(peaks[j], floors[:, j]):
+                if floor <= 0:
+                    row.append(np.inf if peak > 0 else -np.inf)
+                else:
+                    row.append(10.0 * np.log10(peak / floor))
+            out[i] = row
     return out
 
 
@@ -89,13 +141,16 @@ def detect_mains(data, fs: float, threshold_db: float = 6.0) -> MainsEstimate:
         return MainsEstimate(None, {50.0: float("nan"), 60.0: float("nan")})
     nperseg = int(min(n, 2 ** int(np.ceil(np.log2(2 * fs)))))  # ~0.5 Hz bins
     freqs, psd = signal.welch(x - x.mean(axis=1, keepdims=True), fs=fs, nperseg=nperseg, axis=-1)
+    families = {}
     for family in (50.0, 60.0):
+        # Lines shared by both families (300 Hz = 6*50 = 5*60) are left out.
+        families[family] = [f0 for f0 in mains_harmonics(family, fs, max_fraction_of_nyquist=0.9)
+                            if not (f0 % 50.0 == 0 and f0 % 60.0 == 0)]
+    prominences = iter(_prominences_db(freqs, psd, families[50.0] + families[60.0]))
+    for family, lines in families.items():
         best = -np.inf
-        for f0 in mains_harmonics(family, fs, max_fraction_of_nyquist=0.9):
-            # Skip lines shared by both families (300 Hz = 6*50 = 5*60).
-            if (f0 % 50.0 == 0) and (f0 % 60.0 == 0):
-                continue
-            for db in _line_prominence_db(freqs, psd, f0):
+        for _ in lines:
+            for db in next(prominences):
                 best = max(best, db)
         result[family] = float(best)
     winner = max(result, key=result.get)
