@@ -46,8 +46,11 @@ at 2 kHz:
   - ``in memory`` (the strict comparison): the call on channel 1 of the
     array in memory, in this process, multiplied by the channel count; the
     peer's import and reading the file are not timed, which favours them.
-    At 60 min it is extrapolated linearly from the 10 min time unless
-    ``--externals-at-60`` is given (NeuroKit2 takes minutes there).
+    At 60 min a peer whose one channel would take more than ``PEER_RUN_S``
+    there (NeuroKit2: minutes) is extrapolated linearly from the 10 min time
+    unless ``--externals-at-60`` is given; a quicker one (BioSPPy) is
+    measured: its cost per recording-hour grows with the file's length
+    (2.0 s at 1 min, 5.3 s at 10 min for 1 ch), which a linear guess would miss.
   - ``end to end``: what a user of the peer runs on the same batch of CSV
     files as the ``analyze`` run, ``bench_pipeline.PEER_SCRIPT`` in a
     fresh interpreter (``python -c``): import pandas and the peer, read each
@@ -328,7 +331,11 @@ def main(argv=None):
                 for name, (run, _) in peers.items():
                     if run is None:
                         continue
-                    if minutes >= 60 and not args.externals_at_60 and (layout, name) in external_10:
+                    slow = (layout, name) in external_10 and (
+                        external_10[(layout, name)] / n_ch * minutes / 10.0 > PEER_RUN_S)
+                    if minutes >= 60 and not args.externals_at_60 and slow:
+                        # Only a peer whose channel would take minutes here (NeuroKit2): a quick one
+                        # is measured, since its cost may grow faster than the length (BioSPPy's does).
                         t = external_10[(layout, name)] * minutes / 10.0
                         note = "extrapolated from 10 min"
                     else:
