@@ -236,9 +236,17 @@ def test_first_pass_hands_memory_back_without_touching_the_chunks(monkeypatch):
     monkeypatch.setattr(runner, "_release_memory", lambda: calls.append(1))
     info = StreamInfo.default_names(2, 100.0)
     chunks = [Chunk(np.full((2, 50), float(i)), 50 * i, info) for i in range(10)]
-    out = list(runner._trimming(iter(chunks), every_bytes=3 * 2 * 50 * 8))
+    trimming = runner._Trimming(iter(chunks), every_bytes=3 * 2 * 50 * 8)
+    out = list(trimming)
     assert [c is d for c, d in zip(out, chunks)] == [True] * 10
     assert len(calls) == 4  # after chunks 3, 6 and 9, and at the end
+    assert trimming.large and trimming.total == 10 * 2 * 50 * 8
+
+    # A file of fewer bytes than that is never trimmed (the next file reuses its temporaries).
+    calls.clear()
+    trimming = runner._Trimming(iter(chunks[:2]), every_bytes=3 * 2 * 50 * 8)
+    assert [c is d for c, d in zip(trimming, chunks)] == [True] * 2
+    assert calls == [] and not trimming.large
 
 
 def test_files_of_few_channels_are_analysed_in_longer_chunks():
