@@ -22,6 +22,10 @@ at 2 kHz:
   numpy, scipy, the package) is printed above the table. Peak memory is
   sampled every 20 ms with psutil: the largest resident set of any one
   process (the main one, or a worker), and of all of them together.
+The in-memory rows below run in the benchmark's own process, with glibc's
+allocator set as ``analyze`` sets its own (:func:`~biofeedback.analysis.runner.tune_allocator`):
+the floor and the peers' in-memory calls as well.
+
 * ``read``: :func:`~biofeedback.io.csv_io.iter_csv` consuming the file
   (MB/s of CSV text).
 * ``processing``: the per-file work of ``analyze`` without the reading:
@@ -95,7 +99,7 @@ from bench_pipeline import PEERS, floor_pass, floor_pass_chunked, load_peer, mak
 
 from biofeedback.analysis.batch import analyze_stream  # noqa: E402
 from biofeedback.analysis.runner import (CHUNK_SAMPLES, PREFETCH_MIN_CHANNELS, SpectrumMonitor,  # noqa: E402
-                                         chunk_samples_for)
+                                         chunk_samples_for, tune_allocator)
 from biofeedback.core.types import Recording, StreamInfo, split_into_chunks  # noqa: E402
 from biofeedback.dsp.settings import PipelineSettings  # noqa: E402
 from biofeedback.io.csv_io import iter_csv, write_recording  # noqa: E402
@@ -264,7 +268,10 @@ def main(argv=None):
                            for name, (run, version) in peers.items()))
     work = tempfile.mkdtemp(prefix="bench-batch-", dir=args.tmp)
     free = shutil.disk_usage(work).free / 2 ** 30
-    print(f"  scratch folder : {work} ({free:.0f} GiB free)\n")
+    print(f"  scratch folder : {work} ({free:.0f} GiB free)")
+    # The in-memory rows run in this process: under the allocator settings analyze gives its own.
+    print(f"  allocator      : {'tuned as analyze tunes its process' if tune_allocator() else 'left as it is'}"
+          " (runner.tune_allocator; in-memory rows, floor and peers alike)\n")
 
     # Start-ups, timed before the files exist: what every run pays before its first file.
     startup = {"analyze": startup_seconds([sys.executable, "-m", "biofeedback", "analyze", "--help"])}

@@ -305,3 +305,66 @@ def test_analysis_does_not_depend_on_how_files_of_few_channels_are_chunked(tmp_p
             assert a.keys() == b.keys()
             assert {k: a[k] == pytest.approx(b[k], rel=1e-9) if isinstance(b[k], float) else a[k] == b[k]
                     for k in a} == dict.fromkeys(a, True)
+
+
+def _glibc():
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
+def test_allocator_tuning_respects_the_users_settings_and_other_platforms(monkeypatch):
+    import ctypes
+
+    from biofeedback.analysis import runner
+
+    for name in runner.ALLOCATOR_ENV + ("GLIBC_TUNABLES",):
+        monkeypatch.delenv(name, raising=False)
+    if _glibc():
+        assert runner.tune_allocator() is True
+    # The user's own allocator settings win.
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "100000")
+    assert runner.tune_allocator() is False
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=65536")
+    assert runner.tune_allocator() is False
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.rtld.optional_static_tls=2048")  # not the allocator's
+    assert runner.tune_allocator() is _glibc()
+    monkeypatch.delenv("GLIBC_TUNABLES")
+
+    # Not glibc (macOS, Windows, musl): nothing to tune, no error.
+    def no_glibc(name, *args, **kwargs):
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(ctypes, "CDLL", no_glibc)
+    assert runner.tune_allocator() is False
+
+
+def test_analyze_tunes_the_allocator_of_its_process_and_its_workers(tmp_path, monkeypatch, capsys):
+    import functools
+    from concurrent import futures
+
+    from biofeedback.analysis import runner
+
+    calls = []
+    # A picklable stand-in (worker processes may be spawned); the workers append to their own copy.
+    tune = functools.partial(calls.append, "main")
+    monkeypatch.setattr(runner, "tune_allocator", tune)
+    initializers = []
+    real_pool = futures.ProcessPoolExecutor
+
+    def pool(*args, **kwargs):
+        initializers.append(kwargs.get("initializer"))
+        return real_pool(*args, **kwargs)
+
+    monkeypatch.setattr(futures, "ProcessPoolExecutor", pool)
+    make_good_files(tmp_path / "data")
+    status, _ = run("analyze", tmp_path / "data", "--jobs", 2, "--quiet", "--no-report", "--out", tmp_path / "res",
+                    capsys=capsys)
+    assert status == 0
+    assert calls == ["main"]  # once, in this process
+    assert initializers == [tune]  # and in each worker process as it starts

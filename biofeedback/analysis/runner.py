@@ -41,7 +41,10 @@ channels, the same size in memory, see :func:`chunk_samples_for`); the envelope 
 between the two analysis passes spills to disk (see
 :class:`~biofeedback.analysis.store.ChunkStore`); a worker sends back only
 table rows, one spectrum per channel and a small plot, so a worker's memory
-does not grow with the recording's length.
+does not grow with the recording's length. On glibc, ``analyze`` lets its
+processes keep their chunk-sized blocks for reuse instead of handing them
+back and faulting them in again (:func:`tune_allocator`; set one of the
+``MALLOC_*`` variables to choose otherwise).
 
 Median frequency
 ----------------
@@ -543,6 +546,56 @@ def _release_memory() -> None:
         pass
 
 
+#: Allocations of at least this many bytes get pages of their own (glibc's
+#: ``M_MMAP_THRESHOLD``) in a process tuned by :func:`tune_allocator`.
+MMAP_THRESHOLD_BYTES = 16 << 20
+#: Free memory at the top of the heap kept for the next allocations before
+#: glibc hands it back (``M_TRIM_THRESHOLD``), in a tuned process.
+TRIM_THRESHOLD_BYTES = 32 << 20
+#: Environment variables through which a user sets glibc's allocator himself;
+#: :func:`tune_allocator` leaves the settings alone when one is set.
+ALLOCATOR_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_ARENA_MAX")
+
+
+def tune_allocator() -> bool:
+    """Let a batch process keep and reuse its chunk-sized blocks of memory (glibc only).
+
+    The analysis allocates temporaries of about a chunk (1 MiB) and the CSV
+    parser arrays of ~100 KiB, block after block. With glibc's default
+    settings, blocks that size are mapped and unmapped each time, or freed
+    into the top of the heap and handed back once the free top exceeds an
+    adaptive threshold; every reuse then pays page faults. ``analyze`` on 60
+    one-minute files of 1 channel at 1 kHz took some 150 000 minor page
+    faults; with blocks under :data:`MMAP_THRESHOLD_BYTES` taken from the
+    heap and up to :data:`TRIM_THRESHOLD_BYTES` of free top kept, 59 000,
+    and the run 0.35 s (~14 %) less, with the same peak memory (an hour of
+    8 channels at 2 kHz: 209 MB either way; the big files' periodic
+    ``malloc_trim`` still hands freed memory back).
+
+    Called by ``biofeedback analyze`` for its own process and its worker
+    processes, not by the library functions: the settings hold for the whole
+    process. Nothing is changed when a ``MALLOC_*`` variable of
+    :data:`ALLOCATOR_ENV` or a ``glibc.malloc`` tunable is set (the user's
+    choice), nor outside glibc.
+
+    Returns
+    -------
+    bool
+        Whether the settings were applied.
+    """
+    if any(os.environ.get(name) for name in ALLOCATOR_ENV) or "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
+        return False
+    try:
+        import ctypes
+
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    return bool(mallopt(m_mmap_threshold, MMAP_THRESHOLD_BYTES)) and bool(mallopt(m_trim_threshold,
+                                                                                 TRIM_THRESHOLD_BYTES))
+
+
 def _reason(message: str, names) -> str:
     """The message without the file name it starts with (the tables have a file column)."""
     for prefix in names:
@@ -612,7 +665,7 @@ def _crashed(task, exc) -> FileOutcome:
 def _run_processes(tasks, jobs, results, done):
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), initializer=tune_allocator) as pool:
         futures = {pool.submit(_call, t): t for t in tasks}
         for fut in as_completed(futures):
             task = futures[fut]

@@ -231,7 +231,8 @@ def run(args) -> int:
 
     import biofeedback
     from biofeedback.analysis.batch_report import write_report
-    from biofeedback.analysis.runner import JobSpec, describe_error, discover, run_batch, write_tables
+    from biofeedback.analysis.runner import (JobSpec, describe_error, discover, run_batch, tune_allocator,
+                                             write_tables)
     from biofeedback.detect.calibration import save_calibration
     from biofeedback.detect.classify import ACTIVATION_KINDS
 
@@ -255,6 +256,7 @@ def run(args) -> int:
     quiet = args.quiet or args.json
     report = not args.no_report
     job = JobSpec(settings=settings, analysis=options, reader=reader, plot=report, format=args.format)
+    tune_allocator()  # this process analyses files too (--jobs 1)
     progress = _Progress(len(files), enabled=not quiet and sys.stderr.isatty())
     for item, why in problems:
         if not args.json:
