@@ -79,8 +79,9 @@ def _prominences_db(freqs, psd, lines, half_width=1.0, guard=3.0, side=10.0):
     bins as comparing every frequency with the band's edges, for a fraction
     of the work), and the neighbours' medians of all lines with as many
     neighbours are taken in one call: for a 10 s probe of 8 channels at
-    2 kHz, per-line masks and medians were most of ``detect_mains``. The
-    numbers are those of comparing and reducing line by line.
+    2 kHz, per-line masks and medians were about half of ``detect_mains``
+    (Welch's spectrum is the rest). The numbers are those of comparing and
+    reducing line by line.
     """
     def first_at_or_above(f):
         return int(np.searchsorted(freqs, f, side="left"))
