@@ -68,9 +68,11 @@ the floor and the peers' in-memory calls as well.
     minutes for an hour of recording) the batch's time is its start-up (the
     script on no file, best of 3) plus the batch's file count times the
     cost of one file (the run less the start-up, over its file count). At
-    60 min, unless ``--externals-at-60``, a slow peer's cost of one file is
-    extrapolated linearly through its 1 and 10 min costs, or from the 10
-    min cost alone if 1 min was not run.
+    60 min, unless ``--externals-at-60``, the cost of one file of a peer
+    whose in-memory time was extrapolated (see above) is extrapolated
+    linearly through its 1 and 10 min costs, or from the 10 min cost alone
+    if 1 min was not run; a peer measured in memory there runs on at least
+    one 60 min file.
 
   The speed-up of each row is ``analyze --jobs 1`` (same batch, end to
   end) against that row; the Targets section gives a verdict for both.
@@ -362,7 +364,7 @@ def main(argv=None):
                     measured = peer_e2e.setdefault((layout, name), {})
                     one = total = None
                     run_files = max(1, min(n_files, int(PEER_RUN_S // t)))  # t: in-memory s per file
-                    if run_files < n_files and minutes >= 60 and not args.externals_at_60 and 10.0 in measured:
+                    if run_files < n_files and minutes >= 60 and not args.externals_at_60 and slow and 10.0 in measured:
                         per_file, note = extrapolate(measured, minutes)
                         wall = startup[name] + n_files * per_file
                     else:
