@@ -95,6 +95,7 @@ def _prominences_db(freqs, psd, lines, half_width=1.0, guard=3.0, side=10.0):
     for i, f0 in enumerate(lines):
         a, b = first_at_or_above(f0 - half_width), first_above(f0 + half_width)
         below = np.arange(first_at_or_above(f0 - side), first_above(f0 - guard))
+        # Starting past the lower band keeps a bin from counting twice should guard be <= 0 (the masks' union).
         above = np.arange(max(first_at_or_above(f0 + guard), first_above(f0 - guard)), first_above(f0 + side))
         neigh = np.concatenate([below, above])
         if b <= a or neigh.size < 2:
